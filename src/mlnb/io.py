@@ -1,0 +1,40 @@
+"""Small file helpers shared by every stage: atomic writes and checksums."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; rename it to ``final`` only on success.
+
+    A failure (or interruption) removes the temporary file, so nothing half-written
+    ever sits under the final name. ``suffix`` defaults to the final name's suffixes
+    so that libraries which choose a format by extension (numpy, PIL, nibabel) work.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(final.suffixes) if suffix is None else suffix
+    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".part{suffix}", dir=final.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def file_md5(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.md5()  # noqa: S324 - an integrity checksum, not security
+    with open(path, "rb") as handle:
+        for chunk in iter(functools.partial(handle.read, chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
