@@ -1,0 +1,110 @@
+"""CelebA: check the image zip against its annotation files and write one index.
+
+The 202,599 JPEGs stay inside the verified zip (later stages read them straight
+from it); the index lists every image with its zip member, its partition and its
+five landmarks.
+"""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from mlnb.errors import DataError
+from mlnb.io import atomic_path
+
+LANDMARK_COLUMNS = (
+    "lefteye_x", "lefteye_y", "righteye_x", "righteye_y", "nose_x", "nose_y",
+    "leftmouth_x", "leftmouth_y", "rightmouth_x", "rightmouth_y",
+)
+INDEX_COLUMNS = ("image_id", "member", "partition", *LANDMARK_COLUMNS)
+PARTITIONS = {"0": "train", "1": "valid", "2": "test"}
+
+
+def read_landmarks(path: Path) -> dict[str, list[int]]:
+    """Parse ``list_landmarks_align_celeba.txt``: a count, a header, then one row per image."""
+    lines = Path(path).read_text().splitlines()
+    if len(lines) < 2 or not lines[0].strip().isdigit():
+        raise DataError(f"{path}: expected an image count on line 1 and a header on line 2")
+    header = lines[1].split()
+    if tuple(header) != LANDMARK_COLUMNS:
+        raise DataError(f"{path}: line 2 header {header} is not {list(LANDMARK_COLUMNS)}")
+    landmarks = {}
+    for number, line in enumerate(lines[2:], start=3):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 1 + len(LANDMARK_COLUMNS):
+            raise DataError(f"{path}:{number}: expected an image name and 10 coordinates, got {len(fields)} fields")
+        try:
+            landmarks[fields[0]] = [int(value) for value in fields[1:]]
+        except ValueError as error:
+            raise DataError(f"{path}:{number}: non-integer coordinate ({error})") from error
+    if len(landmarks) != int(lines[0]):
+        raise DataError(f"{path}: line 1 announces {int(lines[0])} images but {len(landmarks)} rows follow")
+    return landmarks
+
+
+def read_partition(path: Path) -> dict[str, str]:
+    partition = {}
+    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 2 or fields[1] not in PARTITIONS:
+            raise DataError(f"{path}:{number}: expected '<image> <0|1|2>', got {line!r}")
+        partition[fields[0]] = PARTITIONS[fields[1]]
+    return partition
+
+
+def zip_images(path: Path) -> dict[str, str]:
+    """Map image name (``000001.jpg``) to its member path inside the zip."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile) as error:
+        raise DataError(f"{path}: not a readable zip archive ({error})") from error
+    images = {}
+    for name in names:
+        member = PurePosixPath(name)
+        if member.suffix.lower() == ".jpg" and not member.name.startswith("._") and "__MACOSX" not in member.parts:
+            images[member.name] = name
+    if not images:
+        raise DataError(f"{path}: the zip holds no .jpg images")
+    return images
+
+
+def prepare(images_zip, landmarks_txt, partition_txt, out, limit: int | None = None) -> dict[str, int]:
+    images = zip_images(Path(images_zip))
+    landmarks = read_landmarks(Path(landmarks_txt))
+    partition = read_partition(Path(partition_txt))
+    missing = sorted(set(images) - set(landmarks))
+    if missing:
+        raise DataError(f"{landmarks_txt}: no landmarks for {len(missing)} images of {images_zip}, e.g. {missing[:3]}")
+    missing = sorted(set(images) - set(partition))
+    if missing:
+        raise DataError(f"{partition_txt}: no partition for {len(missing)} images of {images_zip}, e.g. {missing[:3]}")
+    names = sorted(images)[:limit]
+    counts = {split: 0 for split in PARTITIONS.values()}
+    with atomic_path(out) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(INDEX_COLUMNS)
+        for name in names:
+            writer.writerow([name, images[name], partition[name], *landmarks[name]])
+            counts[partition[name]] += 1
+    return {"images": len(names), **counts}
+
+
+def configure_parser(parser) -> None:
+    parser.add_argument("--images", type=Path, required=True, help="img_align_celeba.zip")
+    parser.add_argument("--landmarks", type=Path, required=True, help="list_landmarks_align_celeba.txt")
+    parser.add_argument("--partition", type=Path, required=True, help="list_eval_partition.txt")
+    parser.add_argument("--limit", type=int, default=None, help="keep only the first N images (sorted by name)")
+    parser.add_argument("--out", type=Path, required=True, help="index CSV to write")
+
+
+def run(args) -> int:
+    counts = prepare(args.images, args.landmarks, args.partition, args.out, args.limit)
+    print(f"CelebA: {counts} -> {args.out}")
+    return 0

@@ -1,0 +1,97 @@
+"""MNIST: read and check IDX files, pack them into one compressed ``.npz``.
+
+IDX layout (big-endian): two zero bytes, a type code (0x08 = unsigned byte), the
+number of dimensions, one uint32 per dimension, then the data.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from mlnb.errors import DataError
+from mlnb.io import atomic_path
+
+UBYTE = 0x08
+IMAGE_SHAPE = (28, 28)
+NUM_CLASSES = 10
+
+
+def _open(path: Path):
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file (optionally gzipped) of unsigned bytes, checking its header and length."""
+    path = Path(path)
+    try:
+        with _open(path) as handle:
+            raw = handle.read()
+    except (OSError, EOFError) as error:
+        raise DataError(f"{path}: cannot read IDX file ({error})") from error
+    if len(raw) < 4:
+        raise DataError(f"{path}: IDX file too short for a header ({len(raw)} bytes)")
+    zero1, zero2, type_code, ndim = raw[:4]
+    if zero1 or zero2:
+        raise DataError(f"{path}: bad IDX magic number {raw[:4].hex()} (must start with two zero bytes)")
+    if type_code != UBYTE:
+        raise DataError(f"{path}: IDX type code 0x{type_code:02x} unsupported (MNIST uses 0x08, unsigned byte)")
+    if ndim == 0:
+        raise DataError(f"{path}: IDX header declares zero dimensions")
+    header_size = 4 + 4 * ndim
+    if len(raw) < header_size:
+        raise DataError(f"{path}: IDX header truncated (needs {header_size} bytes, file has {len(raw)})")
+    shape = struct.unpack(f">{ndim}I", raw[4:header_size])
+    expected = int(np.prod(shape, dtype=np.int64))
+    actual = len(raw) - header_size
+    if actual != expected:
+        raise DataError(
+            f"{path}: IDX data has {actual} bytes but header shape {shape} needs {expected}"
+            + (" (file truncated)" if actual < expected else " (trailing bytes)")
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(shape)
+
+
+def write_idx(array: np.ndarray, path: str | os.PathLike) -> None:
+    """Write a uint8 array as a gzipped IDX file (used to build the offline replica)."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, UBYTE, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    with atomic_path(path) as tmp, gzip.GzipFile(tmp, "wb", mtime=0) as handle:
+        handle.write(header + array.tobytes())
+
+
+def load_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
+        raise DataError(f"{images_path}: expected N x 28 x 28 images, got shape {images.shape}")
+    if labels.ndim != 1:
+        raise DataError(f"{labels_path}: expected a 1-D label vector, got shape {labels.shape}")
+    if len(images) != len(labels):
+        raise DataError(f"{images_path} has {len(images)} images but {labels_path} has {len(labels)} labels")
+    if labels.size and labels.max() >= NUM_CLASSES:
+        raise DataError(f"{labels_path}: label {int(labels.max())} outside 0..9")
+    return images, labels
+
+
+def prepare(train_images, train_labels, test_images, test_labels, out) -> dict[str, int]:
+    x_train, y_train = load_split(Path(train_images), Path(train_labels))
+    x_test, y_test = load_split(Path(test_images), Path(test_labels))
+    with atomic_path(out) as tmp:
+        np.savez_compressed(tmp, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return {"train": len(x_train), "test": len(x_test)}
+
+
+def configure_parser(parser) -> None:
+    for name in ("train-images", "train-labels", "test-images", "test-labels"):
+        parser.add_argument(f"--{name}", type=Path, required=True, help=f"IDX file ({name})")
+    parser.add_argument("--out", type=Path, required=True, help="output .npz")
+
+
+def run(args) -> int:
+    counts = prepare(args.train_images, args.train_labels, args.test_images, args.test_labels, args.out)
+    print(f"MNIST: {counts['train']} train and {counts['test']} test digits -> {args.out}")
+    return 0

@@ -1,0 +1,110 @@
+"""``mlnb log-data``: statistics and a preview image of each prepared dataset, logged to MLflow."""
+
+from __future__ import annotations
+
+import csv
+import json
+import zipfile
+from pathlib import Path
+
+import cv2
+import nibabel as nib
+import numpy as np
+
+from mlnb import tracking
+from mlnb.io import atomic_path
+from mlnb.preview import image_grid, to_uint8
+
+LABEL_COLOURS = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200], [245, 130, 48]], np.uint8)
+
+
+def mnist_summary(npz_path: Path) -> tuple[dict, np.ndarray]:
+    with np.load(npz_path) as data:
+        x_train, y_train, x_test = data["x_train"], data["y_train"], data["x_test"]
+    stats = {
+        "train_images": len(x_train),
+        "test_images": len(x_test),
+        "pixel_mean": float(x_train.mean()),
+        "pixel_std": float(x_train.std()),
+        **{f"train_class_{digit}": int((y_train == digit).sum()) for digit in range(10)},
+    }
+    # Ten examples of each digit, one digit per row.
+    examples = [x_train[np.flatnonzero(y_train == digit)[:10]] for digit in range(10)]
+    tiles = [row if len(row) == 10 else np.concatenate([row, np.zeros((10 - len(row), 28, 28), np.uint8)])
+             for row in examples]
+    return stats, image_grid(np.concatenate(tiles), columns=10, fill=0)
+
+
+def celeba_summary(index_path: Path, zip_path: Path, preview_count: int = 64) -> tuple[dict, np.ndarray]:
+    with open(index_path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    stats = {"images": len(rows), "zip_bytes": zip_path.stat().st_size}
+    for split in ("train", "valid", "test"):
+        stats[f"partition_{split}"] = sum(row["partition"] == split for row in rows)
+    tiles = []
+    with zipfile.ZipFile(zip_path) as archive:
+        for row in rows:
+            if len(tiles) == preview_count:
+                break
+            image = cv2.imdecode(np.frombuffer(archive.read(row["member"]), np.uint8), cv2.IMREAD_COLOR)
+            if image is not None and image.shape[:2] == (218, 178):
+                tiles.append(cv2.cvtColor(cv2.resize(image, (89, 109), interpolation=cv2.INTER_AREA),
+                                          cv2.COLOR_BGR2RGB))
+    stats["preview_decoded"] = len(tiles)
+    return stats, image_grid(np.stack(tiles), columns=8)
+
+
+def overlay(image_slice: np.ndarray, label_slice: np.ndarray, alpha: float = 0.4) -> np.ndarray:
+    grey = np.repeat(to_uint8(image_slice)[..., None], 3, axis=2).astype(np.float64)
+    colours = LABEL_COLOURS[np.clip(label_slice, 0, len(LABEL_COLOURS) - 1)].astype(np.float64)
+    mixed = np.where(label_slice[..., None] > 0, (1 - alpha) * grey + alpha * colours, grey)
+    return np.round(mixed).astype(np.uint8)
+
+
+def heart_summary(index_path: Path, tile: int = 160) -> tuple[dict, np.ndarray]:
+    with open(index_path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    stats: dict[str, float] = {"cases": len(rows)}
+    label_voxels: dict[int, int] = {}
+    tiles = []
+    for row in rows:
+        image = np.asarray(nib.load(row["image"]).dataobj, dtype=np.float32)
+        label = np.asarray(nib.load(row["label"]).dataobj).astype(np.int64)
+        for value, count in zip(*np.unique(label, return_counts=True), strict=True):
+            label_voxels[int(value)] = label_voxels.get(int(value), 0) + int(count)
+        middle = image.shape[2] // 2
+        view = overlay(np.rot90(image[:, :, middle]), np.rot90(label[:, :, middle]))
+        tiles.append(cv2.resize(view, (tile, tile), interpolation=cv2.INTER_NEAREST))
+    stats.update({f"label_{value}_voxels": count for value, count in sorted(label_voxels.items())})
+    return stats, image_grid(np.stack(tiles), columns=min(len(tiles), 5))
+
+
+def configure_parser(parser) -> None:
+    parser.add_argument("--mnist", type=Path, required=True, help="prepared mnist.npz")
+    parser.add_argument("--celeba-index", type=Path, required=True)
+    parser.add_argument("--celeba-zip", type=Path, required=True)
+    parser.add_argument("--heart-index", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="folder for summary.json and previews")
+    tracking.add_tracking_arguments(parser)
+
+
+def run(args) -> int:
+    summaries = {
+        "mnist": mnist_summary(args.mnist),
+        "celeba": celeba_summary(args.celeba_index, args.celeba_zip),
+        "heart": heart_summary(args.heart_index),
+    }
+    inputs = {"mnist": args.mnist, "celeba_index": args.celeba_index, "celeba_zip": args.celeba_zip,
+              "heart_index": args.heart_index}
+    with tracking.tracked_run(args, "data", inputs=inputs) as tracker:
+        for name, (stats, preview) in summaries.items():
+            with atomic_path(args.out / f"{name}_preview.png") as tmp:
+                cv2.imwrite(str(tmp), cv2.cvtColor(preview, cv2.COLOR_RGB2BGR) if preview.ndim == 3 else preview)
+            tracker.log_metrics({f"{name}.{key}": value for key, value in stats.items()})
+            tracker.log_image(preview, f"previews/{name}.png")
+        summary = {name: stats for name, (stats, _) in summaries.items()}
+        tracker.log_dict(summary, "summary.json")
+        with atomic_path(args.out / "summary.json") as tmp:
+            tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    return 0
