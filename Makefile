@@ -16,13 +16,14 @@ $(BIN)/mlnb: pyproject.toml
 	touch $(BIN)/mlnb
 
 demo: $(BIN)/mlnb
-	$(BIN)/snakemake --cores $(CORES) --configfile workflow/config/demo.yaml
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --workflow-profile workflow/profiles/default \
+		--cores $(CORES) --configfile workflow/config/demo.yaml
 
 test: $(BIN)/mlnb
-	$(BIN)/python -m pytest -q tests
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest tests
 
 benchmark: $(BIN)/mlnb
-	$(BIN)/python -m pytest -q -s -m benchmark tests/benchmarks
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -s -m benchmark tests/benchmarks
 
 lint: $(BIN)/mlnb
 	$(BIN)/snakemake --lint

@@ -92,9 +92,9 @@ def _five_points(shape68: np.ndarray) -> np.ndarray:
 
 def source_faces(lfw_count: int = 100) -> Iterator[SourceFace]:
     """Package-shipped face photos whose landmarks dlib finds (others are skipped)."""
-    from mlnb.faces.models import FaceModels
+    from mlnb.faces.detect import FaceLandmarker
 
-    models = FaceModels(upsample=1)
+    landmarker = FaceLandmarker(upsamples=(0, 1))
     photos = [
         ("skimage/astronaut.png", cv2.cvtColor(cv2.imread(str(package_file("skimage", "data", "astronaut.png"))),
                                                cv2.COLOR_BGR2RGB)),
@@ -107,9 +107,10 @@ def source_faces(lfw_count: int = 100) -> Iterator[SourceFace]:
         big = cv2.resize((face * 255).round().astype(np.uint8), (100, 100), interpolation=cv2.INTER_CUBIC)
         photos.append((f"skimage/lfw_subset[{number}]", cv2.cvtColor(big, cv2.COLOR_GRAY2RGB)))
     for name, image in photos:
-        shape = models.largest_face_landmarks(image)
-        if shape is not None:
-            yield SourceFace(name, image, _five_points(shape))
+        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        face = landmarker.find_face(gray)
+        if face is not None:
+            yield SourceFace(name, image, _five_points(landmarker.landmarks(gray, face.box)))
 
 
 def jitter_into_celeba_frame(face: SourceFace, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:

@@ -1,0 +1,216 @@
+"""Safe extraction of tar (plain or compressed) and zip archives.
+
+Every entry is checked before anything is written: an absolute path, a ``..``
+component, a link pointing outside the destination, or a device file/FIFO refuses
+the whole archive with a DataError naming the archive and the entry. tarfile's
+``filter="data"`` runs as well, as a second line of defence (it also catches links
+that escape through other links). macOS AppleDouble junk (``._*``, ``__MACOSX/``,
+``.DS_Store``) is skipped and reported.
+
+Extraction goes to a hidden staging folder inside ``dest``; only when it is
+complete are the archive's top-level entries renamed into ``dest`` (replacing
+earlier copies of those same entries, so a rerun is idempotent), so an interrupted
+extraction never leaves a half-written tree under a final name.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import lzma
+import os
+import posixpath
+import shutil
+import tarfile
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+from mlnb.errors import DataError
+
+log = logging.getLogger(__name__)
+
+#: what tarfile, zipfile and the decompressors raise for damaged or truncated data
+_CORRUPT = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError)
+
+
+@dataclass(frozen=True)
+class Extraction:
+    files: list[Path]  # every extracted non-directory entry, as a path under dest, in archive order
+    skipped: list[str]  # macOS junk entries that were not extracted
+
+
+@dataclass(frozen=True)
+class _Entry:
+    name: str  # normalised: forward slashes, no leading "./", no trailing "/"
+    kind: str  # "file", "dir", "symlink", "hardlink" or "special"
+    link: str = ""  # the link target for symlinks and hard links
+
+
+def is_macos_junk(name: str) -> bool:
+    parts = PurePosixPath(name).parts
+    return "__MACOSX" in parts or (bool(parts) and (parts[-1].startswith("._") or parts[-1] == ".DS_Store"))
+
+
+def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike,
+                 members: Iterable[str] | None = None) -> Extraction:
+    """Extract ``archive`` (tar, tar.gz/bz2/xz, or zip) into ``dest``, refusing unsafe entries.
+
+    ``members`` limits extraction to these entry names and everything under them.
+    """
+    archive, dest = Path(archive), Path(dest)
+    with _open(archive) as reader:
+        entries = _checked_entries(reader, archive)
+        wanted = [entry for entry in entries if not is_macos_junk(entry.name)]
+        if members is not None:
+            wanted = _select(wanted, list(members), archive)
+        _extract_staged(reader, [entry.name for entry in wanted], archive, dest)
+    skipped = [entry.name for entry in entries if is_macos_junk(entry.name)]
+    if skipped:
+        log.info("%s: skipped %d macOS junk entries (e.g. %s)", archive, len(skipped), skipped[0])
+    files = [dest / entry.name for entry in wanted if entry.kind != "dir"]
+    return Extraction(files=list(dict.fromkeys(files)), skipped=skipped)
+
+
+def _checked_entries(reader: _TarReader | _ZipReader, archive: Path) -> list[_Entry]:
+    """List every entry, refusing the archive if any one of them is unsafe."""
+    try:
+        entries = reader.entries()
+    except _CORRUPT as error:
+        raise DataError(f"{archive}: corrupt or truncated archive ({error}); nothing was extracted") from error
+    for entry in entries:
+        reason = _unsafe_reason(entry)
+        if reason:
+            raise DataError(f"{archive}: refusing entry {entry.name!r}: {reason}; nothing was extracted")
+    return entries
+
+
+def _extract_staged(reader: _TarReader | _ZipReader, names: list[str], archive: Path, dest: Path) -> None:
+    """Extract into a staging folder inside ``dest``, then rename the complete tree into place."""
+    dest.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{archive.name}.extracting-", dir=dest))
+    tree = staging / "tree"
+    try:
+        tree.mkdir()
+        try:
+            reader.extract(names, tree)
+        except tarfile.FilterError as error:
+            raise DataError(f"{archive}: refusing entry {error.tarinfo.name!r}: {error}; "
+                            f"nothing was extracted into {dest}") from error
+        except _CORRUPT as error:
+            raise DataError(f"{archive}: corrupt or truncated archive ({error}); "
+                            f"nothing was extracted into {dest}") from error
+        _move_into_place(tree, dest, staging / "replaced")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _unsafe_reason(entry: _Entry) -> str | None:
+    if entry.name.startswith("/") or PureWindowsPath(entry.name).drive:
+        return "absolute path"
+    if ".." in PurePosixPath(entry.name).parts:
+        return "'..' in the path"
+    if entry.kind == "special":
+        return "device file or FIFO"
+    if entry.kind == "symlink":
+        target = posixpath.join(posixpath.dirname(entry.name), entry.link)
+        if entry.link.startswith("/") or _escapes(target):
+            return f"symlink pointing outside the destination ({entry.link!r})"
+    if entry.kind == "hardlink" and (entry.link.startswith("/") or _escapes(entry.link)):
+        return f"hard link pointing outside the destination ({entry.link!r})"
+    return None
+
+
+def _escapes(relative: str) -> bool:
+    normal = posixpath.normpath(relative)
+    return normal == ".." or normal.startswith("../")
+
+
+def _select(entries: list[_Entry], members: list[str], archive: Path) -> list[_Entry]:
+    wanted = {_normalise(name) for name in members}
+    found = {name for name in wanted if any(e.name == name or e.name.startswith(name + "/") for e in entries)}
+    if missing := sorted(wanted - found):
+        raise DataError(f"{archive}: no such member(s): {', '.join(missing)}")
+    return [e for e in entries if e.name in wanted or any(e.name.startswith(name + "/") for name in wanted)]
+
+
+def _move_into_place(tree: Path, dest: Path, replaced: Path) -> None:
+    """Rename each top-level entry of ``tree`` into ``dest``, moving an older copy into ``replaced``."""
+    replaced.mkdir()
+    for child in sorted(tree.iterdir()):
+        final = dest / child.name
+        if final.exists() or final.is_symlink():
+            os.replace(final, replaced / child.name)
+        os.replace(child, final)
+
+
+def _normalise(name: str) -> str:
+    """Forward-slash entry name without leading "./" or trailing "/" ("." is the root, "/" stays absolute)."""
+    while name.startswith("./"):
+        name = name[2:]
+    if name and not name.strip("/"):
+        return "/"
+    return name.rstrip("/") or "."
+
+
+class _TarReader:
+    def __init__(self, path: Path):
+        self.tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by __exit__
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.tar.close()
+
+    def entries(self) -> list[_Entry]:
+        return [_Entry(_normalise(info.name), _tar_kind(info), info.linkname) for info in self.tar.getmembers()]
+
+    def extract(self, names: list[str], into: Path) -> None:
+        chosen = set(names)
+        infos = [info for info in self.tar.getmembers() if _normalise(info.name) in chosen]
+        self.tar.extractall(into, members=infos, filter="data")
+
+
+def _tar_kind(info: tarfile.TarInfo) -> str:
+    if info.isdir():
+        return "dir"
+    if info.issym():
+        return "symlink"
+    if info.islnk():
+        return "hardlink"
+    return "file" if info.isreg() else "special"
+
+
+class _ZipReader:
+    """zipfile never creates links or devices, so every zip entry is a file or a directory."""
+
+    def __init__(self, path: Path):
+        self.zip = zipfile.ZipFile(path)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.zip.close()
+
+    def entries(self) -> list[_Entry]:
+        return [_Entry(_normalise(info.filename), "dir" if info.is_dir() else "file") for info in self.zip.infolist()]
+
+    def extract(self, names: list[str], into: Path) -> None:
+        chosen = set(names)
+        self.zip.extractall(into, members=[i for i in self.zip.infolist() if _normalise(i.filename) in chosen])
+
+
+def _open(archive: Path) -> _TarReader | _ZipReader:
+    if not archive.is_file():
+        raise DataError(f"{archive}: archive not found")
+    try:
+        if zipfile.is_zipfile(archive):
+            return _ZipReader(archive)
+        return _TarReader(archive)
+    except (*_CORRUPT, OSError) as error:
+        raise DataError(f"{archive}: not a readable tar or zip archive ({error})") from error

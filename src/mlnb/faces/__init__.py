@@ -1,0 +1,1 @@
+"""Face detection, landmarks and OpenFace alignment (dlib + OpenCV), sharded for CelebA."""

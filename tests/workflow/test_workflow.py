@@ -1,0 +1,87 @@
+"""Workflow tests: lint, config validation, a dry run of the real config, and the offline demo end to end."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "envs")
+
+
+def snakemake(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture()
+def workdir(tmp_path):
+    """A copy of the workflow in a fresh folder, so results/ starts empty."""
+    for name in WORKFLOW_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / name)
+        else:
+            shutil.copy2(source, tmp_path / name)
+    return tmp_path
+
+
+def test_lint_is_clean():
+    result = snakemake("--lint", cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dry_run_plans_the_real_config(workdir):
+    result = snakemake("-n", "--quiet", "rules", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "fetch" in result.stdout and "prepare_celeba" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("faces:\n  size: big\n", r"'big' is not of type 'integer'.*\['faces'\]\['size'\]"),
+        ("facez:\n  size: 64\n", r"'facez' was unexpected"),
+        ("data:\n  celeba:\n    files:\n      images:\n        url: x\n        md5: nothex\n",
+         r"'nothex' does not match.*\['data'\]\['celeba'\]\['files'\]\['images'\]\['md5'\]"),
+        ("augment:\n  min_transforms: 4\n  max_transforms: 2\n", r"augment\.min_transforms \(4\) exceeds"),
+    ],
+)
+def test_bad_config_names_the_key(workdir, override, message):
+    (workdir / "bad.yaml").write_text(override)
+    result = snakemake("-n", "--configfile", "bad.yaml", cwd=workdir)
+    assert result.returncode != 0
+    import re
+
+    assert re.search(message, result.stdout + result.stderr, re.DOTALL), result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_offline_demo_runs_end_to_end(workdir):
+    args = ("--cores", "2", "--configfile", "workflow/config/demo.yaml",
+            "--workflow-profile", "workflow/profiles/default")
+    result = snakemake(*args, cwd=workdir, timeout=1500)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+
+    results = workdir / "results"
+    assert (results / "data" / "mnist" / "mnist.npz").is_file()
+    assert (results / "reports" / "data" / "summary.json").is_file()
+    for name in ("mnist", "celeba", "heart"):
+        assert (results / "reports" / "data" / f"{name}_preview.png").stat().st_size > 0
+    # No temporary or partial file is left anywhere.
+    assert not [p for p in results.rglob("*") if ".part" in p.name]
+    # Every MLflow run finished.
+    with sqlite3.connect(results / "mlflow" / "mlflow.db") as db:
+        statuses = db.execute("select name, status from runs").fetchall()
+    assert statuses and all(status == "FINISHED" for _, status in statuses), statuses
+    assert "data" in {name for name, _ in statuses}
+
+    again = snakemake(*args, cwd=workdir, timeout=300)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
