@@ -7,7 +7,7 @@ import http.server
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -22,6 +22,7 @@ class FileServer:
     announce the full Content-Length, send half the body and close the connection.
     ``stall[path]`` waits that many seconds before sending the body. With
     ``ranges=False`` Range headers are ignored (the whole file is sent with 200).
+    ``on_request(path)``, when set, runs as each request arrives (e.g. to change a file).
     """
 
     base_url: str = ""
@@ -30,6 +31,7 @@ class FileServer:
     cut_first: dict[str, int] = field(default_factory=dict)
     stall: dict[str, float] = field(default_factory=dict)
     ranges: bool = True
+    on_request: Callable[[str], None] | None = None
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range header)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -51,6 +53,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         range_header = self.headers.get("Range")
         with state.lock:
             state.requests.append((path, range_header))
+            if state.on_request is not None:
+                state.on_request(path)
             cut = state.cut_first.get(path, 0) > 0
             if cut:
                 state.cut_first[path] -= 1
@@ -61,7 +65,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_error(404)
             return
         body = state.files[path]
-        etag = '"%s"' % hashlib.md5(body).hexdigest()  # noqa: S324
+        etag = f'"{hashlib.md5(body).hexdigest()}"'  # noqa: S324
         start = self._range_start(range_header, etag)
         if start is not None and start >= len(body):
             self.send_error(416)

@@ -63,6 +63,23 @@ def test_cut_connection_restarts_when_server_ignores_ranges(file_server, tmp_pat
     assert len(file_server.requests_for("/data.bin")) == 2
 
 
+def test_file_changed_between_attempts_is_fetched_whole_again(file_server, tmp_path):
+    """The resumed request carries If-Range; the server sees a different file and sends all of it."""
+    new_body = BODY[::-1]
+    file_server.files["/data.bin"] = BODY
+    file_server.cut_first["/data.bin"] = 1
+
+    def change_before_second_request(path):
+        if len(file_server.requests) == 2:
+            file_server.files[path] = new_body
+
+    file_server.on_request = change_before_second_request
+    result = fetch(file_server.url("/data.bin"), tmp_path / "data.bin",
+                   md5=hashlib.md5(new_body).hexdigest(), retries=1, **FAST)  # noqa: S324
+    assert result.path.read_bytes() == new_body
+    assert file_server.requests_for("/data.bin") == [None, f"bytes={len(BODY) // 2}-"]
+
+
 def test_cut_every_time_gives_up_after_the_retries(file_server, tmp_path):
     file_server.files["/data.bin"] = BODY
     file_server.cut_first["/data.bin"] = 100
@@ -115,7 +132,7 @@ def test_all_sources_dead_lists_each_with_its_error(file_server, tmp_path):
 
 
 @pytest.mark.parametrize("as_url", [False, True], ids=["path", "file-url"])
-def test_local_source_is_linked_or_copied_and_verified(tmp_path, as_url):
+def test_local_source_is_copied_and_verified(tmp_path, as_url):
     source = tmp_path / "source" / "data.bin"
     source.parent.mkdir()
     source.write_bytes(BODY)
@@ -124,6 +141,7 @@ def test_local_source_is_linked_or_copied_and_verified(tmp_path, as_url):
     result = fetch(text, dest, md5=BODY_MD5, **FAST)
     assert result == FetchResult(dest, BODY_MD5, text)
     assert dest.read_bytes() == BODY
+    assert dest.stat().st_ino != source.stat().st_ino  # a copy: touching dest must not touch the source
     assert _leftovers(dest.parent) == ["data.bin"]
 
 

@@ -172,7 +172,7 @@ class _TarReader:
     def extract(self, names: list[str], into: Path) -> None:
         chosen = set(names)
         infos = [info for info in self.tar.getmembers() if _normalise(info.name) in chosen]
-        self.tar.extractall(into, members=infos, filter="data")
+        self.tar.extractall(into, members=infos, filter="data")  # noqa: S202 - entries checked first
 
 
 def _tar_kind(info: tarfile.TarInfo) -> str:
@@ -202,7 +202,8 @@ class _ZipReader:
 
     def extract(self, names: list[str], into: Path) -> None:
         chosen = set(names)
-        self.zip.extractall(into, members=[i for i in self.zip.infolist() if _normalise(i.filename) in chosen])
+        members = [info for info in self.zip.infolist() if _normalise(info.filename) in chosen]
+        self.zip.extractall(into, members=members)  # noqa: S202 - entries checked first
 
 
 def _open(archive: Path) -> _TarReader | _ZipReader:

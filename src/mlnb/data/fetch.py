@@ -1,9 +1,9 @@
 """Fetch one file from a list of sources, verify its MD5, and write it atomically.
 
 A source is an ``http(s)://`` URL, ``gdrive://FILE_ID`` (Google Drive, through
-gdown), a ``file://`` URL or a plain local path (hard-linked when possible, else
-copied). Each source gets ``1 + retries`` attempts with exponential back-off before
-the next source (a mirror) is tried. An HTTP transfer cut mid-file continues from
+gdown), a ``file://`` URL or a plain local path (copied). Each source gets
+``1 + retries`` attempts with exponential back-off before the next source (a
+mirror) is tried. An HTTP transfer cut mid-file continues from
 the bytes already received (``Range``, guarded by ``If-Range``) when the server
 allows it, and restarts from zero when it does not. pooch is not used for HTTP
 because its downloader always starts over, which hurts on the 1.3 GB CelebA zip.
@@ -236,7 +236,8 @@ class _HttpTransfer(_Transfer):
         match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
         if not have or match is None or int(match.group(1)) != have:
             self.target.write_bytes(b"")
-            raise _RetryableError(f"unexpected partial response (Content-Range {response.headers.get('Content-Range')!r})")
+            content_range = response.headers.get("Content-Range")
+            raise _RetryableError(f"unexpected partial response (Content-Range {content_range!r}); restarting")
         log.info("%s: resuming at byte %d", self.source.text, have)
         return have
 
@@ -282,7 +283,7 @@ class _DriveTransfer(_Transfer):
             output = gdown.download(id=self.source.target, output=str(self.target), quiet=not self.progress,
                                     resume=True, timeout=self.timeout)
         except FileURLRetrievalError as error:
-            raise _SourceError(f"Google Drive refused the download (not public, or its quota is exceeded): {error}") from error
+            raise _SourceError(f"Google Drive refused the download (not public, or quota exceeded): {error}") from error
         except requests.HTTPError as error:
             if error.response is not None:
                 _raise_for_status(error.response)
@@ -292,7 +293,7 @@ class _DriveTransfer(_Transfer):
         if output is None or not self.target.is_file():
             raise _SourceError("gdown returned no file")
         if _looks_like_html(self.target):
-            raise _SourceError("Google Drive sent a web page instead of the file (quota exceeded, or not shared publicly)")
+            raise _SourceError("Google Drive sent a web page instead of the file (quota exceeded, or not public)")
 
     def close(self) -> None:
         # gdown keeps "<output>XXXXXXXX.part" files for resuming; the output name is unique to this fetch.
@@ -307,20 +308,21 @@ def _looks_like_html(path: Path) -> bool:
 
 
 class _LocalTransfer(_Transfer):
-    """Hard-link a local file into place (copy it across filesystems); it is verified like any download."""
+    """Copy a local file into place; it is verified like any download.
+
+    A copy rather than a hard link: Snakemake touches every output after its job,
+    and through a hard link that would also change the source's mtime (and the two
+    names would share one inode, so editing either would change both).
+    """
 
     def attempt(self) -> None:
         path = Path(self.source.target)
         if not path.is_file():
             raise _SourceError(f"no such file: {path}")
-        self.target.unlink(missing_ok=True)
         try:
-            os.link(path, self.target)
-        except OSError:
-            try:
-                shutil.copyfile(path, self.target)
-            except OSError as error:
-                raise _SourceError(f"cannot copy {path}: {error}") from error
+            shutil.copyfile(path, self.target)
+        except OSError as error:
+            raise _SourceError(f"cannot copy {path}: {error}") from error
 
 
 TRANSFERS: dict[str, type[_Transfer]] = {"http": _HttpTransfer, "gdrive": _DriveTransfer, "local": _LocalTransfer}

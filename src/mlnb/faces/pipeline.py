@@ -21,9 +21,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from mlnb.errors import ConfigError
 from mlnb.faces import align
 from mlnb.faces.detect import FaceLandmarker, upsample_levels
 from mlnb.faces.images import BadImage, decode_bgr
+from mlnb.faces.models import SHAPE_PREDICTOR_68, model_path
 from mlnb.faces.packing import stream_npy
 from mlnb.faces.sources import Item, ItemReader
 from mlnb.io import atomic_path
@@ -42,10 +44,20 @@ CHUNK_SIZE = 16
 
 @dataclass(frozen=True)
 class AlignOptions:
+    """Checked on construction, so that worker processes never start with bad options."""
+
     size: int = 64
     landmarks: str = "inner-eyes-bottom-lip"
     upsample: int = 1
     min_side: int = 32
+
+    def __post_init__(self):
+        if not 16 <= self.size <= 1024:
+            raise ConfigError(f"face size must be between 16 and 1024 px, got {self.size}")
+        if self.min_side < 1:
+            raise ConfigError(f"minimum image side must be at least 1 px, got {self.min_side}")
+        align.landmark_indices(self.landmarks)
+        upsample_levels(self.upsample)
 
 
 @dataclass
@@ -171,6 +183,7 @@ def align_items(items: Sequence[Item], options: AlignOptions, workers: int = 1) 
         finally:
             aligner.reader.close()
         return
+    model_path(SHAPE_PREDICTOR_68)  # fail here, not in workers that the pool would restart forever
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers, initializer=_start_worker, initargs=(options,)) as pool:
         yield from pool.imap(_align_in_worker, items, chunksize=CHUNK_SIZE)
