@@ -28,6 +28,7 @@ from mlnb.augment.pair import Augmented, LabelCodes, Pair, Trace
 from mlnb.errors import MlnbError
 
 OPENCV_INTERPOLATION = {0: cv2.INTER_NEAREST, 1: cv2.INTER_LINEAR, 3: cv2.INTER_CUBIC}
+OPENCV_MAX_CHANNELS = 512  # CV_CN_MAX
 
 
 class Plan:
@@ -66,7 +67,7 @@ class Plan:
         """The foreground of the segmentation as the chain so far leaves it, (H, W, depth)."""
         if self.labels is None:
             return None
-        return np.moveaxis(warp_stack(self.labels.codes, self.pulls(), self.plane, 0) != 0, 0, 2)
+        return warp_labels(self.labels.codes, self.pulls(), self.plane) != 0
 
     def value_map(self, low: float, high: float) -> tuple[float, float]:
         """Compose the value transforms into one (scale, offset) for input values in [low, high]."""
@@ -100,6 +101,28 @@ def warp_stack(stack: np.ndarray, pulls: np.ndarray, plane, order: int) -> np.nd
         else:
             ndimage.affine_transform(source, pull, output_shape=plane, output=out[index], order=order,
                                      mode="nearest")
+    return out
+
+
+def warp_labels(codes: np.ndarray, pulls: np.ndarray, plane) -> np.ndarray:
+    """Nearest-neighbour resampling of (H, W, depth) label codes, edges repeated.
+
+    With one map for all slices OpenCV takes up to 512 slices per call, as channels.
+    """
+    plane = tuple(plane)
+    if affine.is_identity(pulls) and plane == codes.shape[:2]:
+        return codes.copy()
+    flags, size = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, (plane[1], plane[0])
+    out = np.empty((*plane, codes.shape[2]), codes.dtype)
+    if len(pulls) == 1:
+        step = OPENCV_MAX_CHANNELS
+        matrices = [(slice(start, start + step), pulls[0]) for start in range(0, codes.shape[2], step)]
+    else:
+        matrices = [(slice(index, index + 1), pull) for index, pull in enumerate(pulls)]
+    for planes, pull in matrices:
+        warped = cv2.warpAffine(np.ascontiguousarray(codes[:, :, planes]), affine.to_opencv(pull), size,
+                                flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        out[:, :, planes] = warped.reshape(*plane, -1)
     return out
 
 
@@ -145,9 +168,11 @@ def apply_fused(pair: Pair, transforms, order: int = 3) -> Augmented:
 
     seg = None
     if labels is not None:
-        picked = nearest_slices(pair.depth, plan.slices)
-        codes = warp_stack(labels.codes[picked], pulls[picked] if len(pulls) > 1 else pulls, plan.plane, 0)
-        seg = labels.decode(codes, pair.kind)
+        codes, label_pulls = labels.codes, pulls
+        if plan.slices != pair.depth:  # only volumes change their slice count
+            picked = nearest_slices(pair.depth, plan.slices)
+            codes, label_pulls = codes[:, :, picked], pulls[picked] if len(pulls) > 1 else pulls
+        seg = labels.decode(warp_labels(codes, label_pulls, plan.plane), pair.kind)
     return trace.result(to_layout(image, pair.kind), seg)
 
 

@@ -156,8 +156,7 @@ def _write_picture(pixels: np.ndarray, out: Path, extension: str, palette: list[
 
     picture = Image.fromarray(pixels)
     if palette is not None:
-        picture = Image.fromarray(pixels.astype(np.uint8), mode="P")
-        picture.putpalette(palette)
+        picture.putpalette(palette)  # an 'L' picture becomes 'P' with the source's colours
     is_jpeg = extension.lower() in (".jpg", ".jpeg")
     with atomic_path(out) as tmp:
         picture.save(tmp, format="JPEG" if is_jpeg else "PNG", **({"quality": 95} if is_jpeg else {}))

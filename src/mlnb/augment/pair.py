@@ -79,7 +79,7 @@ class Pair:
             raise DataError(f"{self.seg_source}: unsupported segmentation dtype {seg.dtype}")
         fractional = ~np.isfinite(seg) | (seg != np.round(seg))
         if fractional.any():
-            example = seg[fractional].flat[0]
+            example = seg[fractional].flat[0].item()
             raise DataError(f"{self.seg_source}: the segmentation is not integer-valued "
                             f"({int(fractional.sum())} values like {example!r}; dtype {seg.dtype}); "
                             "it must hold class labels")
@@ -118,32 +118,32 @@ class LabelCodes:
     One- and two-byte labels are reinterpreted in place (a view); wider or float
     labels are numbered through their distinct values. Either way code 0 means
     label 0 (the background), and decoding gives back exactly the input's values
-    in the input's dtype.
+    in the input's dtype. Codes are (H, W, depth), C-contiguous (depth 1 for 2-D images).
     """
 
-    codes: np.ndarray  # (depth, H, W) uint8 or uint16
+    codes: np.ndarray  # (H, W, depth) uint8 or uint16
     dtype: np.dtype
     values: np.ndarray | None  # code -> label; None: the codes reinterpret the labels' bytes
 
     @classmethod
     def encode(cls, seg: np.ndarray, kind: str) -> LabelCodes:
-        stack = np.ascontiguousarray(seg[None] if kind != "volume" else np.moveaxis(seg, 2, 0))
+        planes = np.array(seg if kind == "volume" else seg[:, :, None], order="C")
         if seg.dtype.kind in "bui" and seg.dtype.itemsize <= 2:
-            code_type = np.uint8 if seg.dtype.itemsize == 1 else np.uint16
-            return cls(stack.view(code_type).copy(), seg.dtype, None)
-        distinct, inverse = np.unique(stack, return_inverse=True)
+            return cls(planes.view(np.uint8 if seg.dtype.itemsize == 1 else np.uint16), seg.dtype, None)
+        distinct, inverse = np.unique(planes, return_inverse=True)
         foreground = distinct != 0
         values = np.concatenate([np.zeros(1, seg.dtype), distinct[foreground]])
         if len(values) > np.iinfo(np.uint16).max + 1:
             raise DataError(f"segmentation has {len(values)} distinct labels; at most 65536 are supported")
         code_of = np.zeros(len(distinct), np.uint8 if len(values) <= 256 else np.uint16)
         code_of[foreground] = np.arange(1, len(values))
-        return cls(code_of[inverse.reshape(stack.shape)], seg.dtype, values)
+        return cls(code_of[inverse.reshape(planes.shape)], seg.dtype, values)
 
     def decode(self, codes: np.ndarray, kind: str) -> np.ndarray:
-        """(depth, h, w) codes back to labels in the segmentation's layout and dtype."""
+        """(h, w, depth) codes back to labels in the segmentation's layout and dtype."""
+        codes = np.ascontiguousarray(codes)
         labels = codes.view(self.dtype) if self.values is None else self.values[codes]
-        return np.ascontiguousarray(labels[0] if kind != "volume" else np.moveaxis(labels, 0, 2))
+        return labels if kind == "volume" else labels[:, :, 0]
 
 
 @dataclass

@@ -15,9 +15,9 @@ def apply_sequential(pair: Pair, transforms, order: int = 3) -> Augmented:
     trace = Trace(pair.source, pair.kind)
     labels = pair.label_codes()
     image = pair.image_planes()
-    codes = None if labels is None else np.moveaxis(labels.codes, 0, 2)
+    codes = None if labels is None else labels.codes
     for transform in transforms:
         image, codes = transform.reference(image, codes, order, trace)
     image = np.ascontiguousarray(image[:, :, 0] if pair.kind == "grey" else image, dtype=np.float32)
-    seg = None if labels is None else labels.decode(np.ascontiguousarray(np.moveaxis(codes, 2, 0)), pair.kind)
+    seg = None if labels is None else labels.decode(codes, pair.kind)
     return trace.result(image, seg)

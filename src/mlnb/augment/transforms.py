@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -57,6 +57,11 @@ class Transform(ABC):
             return cls(**{key: _frozen(value) for key, value in params.items()})
         except TypeError as error:
             raise DataError(f"transform {name!r}: bad parameters {params} ({error})") from error
+
+    def summary(self) -> str:
+        """A short description, e.g. ``rotate(degrees=3.5)``."""
+        params = ", ".join(f"{key}={value}" for key, value in dataclasses.asdict(self).items())
+        return f"{self.name}({params})"
 
     @abstractmethod
     def fuse(self, plan) -> None:
@@ -158,6 +163,10 @@ class Scale(Transform):
         return _fit_centred(zoomed, plane)
 
 
+def _shift_along(axis: int, pixels: int) -> np.ndarray:
+    return affine.translation(*(pixels if a == axis else 0 for a in range(2)))
+
+
 def _fit_centred(array: np.ndarray, plane: tuple[int, int]) -> np.ndarray:
     """Crop or edge-pad the first two axes, centred, to ``plane``."""
     for axis, size in enumerate(plane):
@@ -194,6 +203,10 @@ class SliceShift(Transform):
     offsets: tuple[tuple[int, int], ...] = ()
     name: ClassVar[str] = "slice_shift"
 
+    def summary(self) -> str:
+        moved = sum(1 for offset in self.offsets if any(offset))
+        return f"{self.name}({moved} of {len(self.offsets)} slices)"
+
     def _check(self, kind: str, depth: int, source: str) -> None:
         if kind != "volume":
             raise DataError(f"{source}: slice_shift needs a 3-D volume, not a {kind} image")
@@ -229,24 +242,29 @@ class CropToSegmentation(Transform):
     name: ClassVar[str] = "crop_to_segmentation"
 
     def fuse(self, plan) -> None:
-        axis, start, side = self.window(plan.plane, plan.segmentation_mask(), plan.trace)
-        plan.regrid(affine.translation(*(-start if a == axis else 0 for a in range(2))), (side, side))
+        axis, start, side = self.window(plan.plane, plan.segmentation_mask, plan.trace)
+        plan.regrid(_shift_along(axis, -start), (side, side))
 
     def reference(self, image, codes, order, trace):
-        axis, start, side = self.window(image.shape[:2], None if codes is None else codes != 0, trace)
+        axis, start, side = self.window(image.shape[:2], lambda: None if codes is None else codes != 0, trace)
+
         def crop(array):
             return np.take(array, np.arange(start, start + side), axis=axis)
 
-        trace.regrid(affine.translation(*(-start if a == axis else 0 for a in range(2))), image.shape[2],
-                     image.shape[2])
+        trace.regrid(_shift_along(axis, -start), image.shape[2], image.shape[2])
         return crop(image), _each(codes, crop)
 
-    def window(self, plane, mask: np.ndarray | None, trace: Trace) -> tuple[int, int, int]:
-        """(axis, start, side) of the crop; ``mask`` is the foreground in (H, W, depth) layout."""
+    def window(self, plane, foreground: Callable[[], np.ndarray | None], trace: Trace) -> tuple[int, int, int]:
+        """(axis, start, side) of the crop.
+
+        ``foreground()`` gives the segmentation's foreground in (H, W, depth)
+        layout, or None; it is only evaluated when the plane is not square already.
+        """
         side = min(plane)
         axis = 1 - int(np.argmin(plane))
         length = plane[axis]
         start = length // 2 - side // 2
+        mask = foreground() if length != side else None
         if mask is not None:
             hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
             if hits.size == 0:
@@ -282,7 +300,7 @@ class Resample(Transform):
         return self.dims[2] if len(self.dims) == 3 else depth
 
     def fuse(self, plan) -> None:
-        slices = self._slices(plan.trace.kind, plan.depth, plan.trace.source)
+        slices = self._slices(plan.trace.kind, plan.slices, plan.trace.source)
         plan.regrid(affine.resize(plan.plane, self.dims[:2]), self.dims[:2], slices)
 
     def reference(self, image, codes, order, trace):

@@ -1,0 +1,167 @@
+"""``mlnb gather-faces``: join aligned shards into one array, one manifest, a preview and a summary.
+
+Shards are joined in the order given (the shard order), so the gathered manifest
+keeps the input order; each shard's ``index`` is shifted by the faces before it.
+Faces are copied in blocks from memory-mapped shard arrays: memory stays flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mlnb import tracking
+from mlnb.errors import DataError
+from mlnb.faces.packing import stream_npy
+from mlnb.faces.pipeline import ALIGNED, MANIFEST_COLUMNS, manifest_writer
+from mlnb.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+#: faces copied at a time (64x64x3 faces: 48 MB)
+BLOCK_ROWS = 4096
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("shards", nargs="+", metavar="SHARD_DIR",
+                        help="shard directories (faces.npy + manifest.csv), in order")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--preview", type=int, default=64, help="faces shown in preview.png")
+    tracking.add_tracking_arguments(parser)
+
+
+def read_manifest(path: Path) -> list[dict[str, str]]:
+    try:
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = set(MANIFEST_COLUMNS) - set(reader.fieldnames or ())
+            if missing:
+                raise DataError(f"manifest {path}: missing columns {sorted(missing)}")
+            return list(reader)
+    except OSError as error:
+        raise DataError(f"manifest {path}: cannot read ({error.strerror})") from None
+
+
+def open_shard_faces(shard: Path, rows: list[dict[str, str]]) -> np.ndarray:
+    """The shard's faces, memory-mapped, checked against its manifest."""
+    path = shard / "faces.npy"
+    try:
+        faces = np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as error:
+        raise DataError(f"faces {path}: cannot read ({error})") from None
+    indices = [int(row["index"]) for row in rows if row["index"] != ""]
+    if indices != list(range(len(faces))) or faces.ndim != 4 or faces.dtype != np.uint8:
+        raise DataError(f"faces {path}: {faces.dtype} array of shape {faces.shape} does not match "
+                        f"the {len(indices)} aligned rows of {shard / 'manifest.csv'}")
+    return faces
+
+
+def face_size(shards: list[Path]) -> int:
+    """The side of the shards' faces, which must agree."""
+    sizes = {np.load(shard / "faces.npy", mmap_mode="r").shape[1] for shard in shards}
+    if len(sizes) != 1:
+        raise DataError(f"shards {', '.join(map(str, shards))} hold faces of different sizes {sorted(sizes)}")
+    return sizes.pop()
+
+
+def preview_grid(faces: np.ndarray, count: int) -> np.ndarray:
+    """Up to ``count`` faces spread evenly over the set, tiled in a near-square grid."""
+    if len(faces) == 0:
+        return np.zeros((1, 1, 3), dtype=np.uint8)
+    picks = np.unique(np.linspace(0, len(faces) - 1, min(count, len(faces))).round().astype(int))
+    columns = math.ceil(math.sqrt(len(picks)))
+    rows = math.ceil(len(picks) / columns)
+    size = faces.shape[1]
+    grid = np.zeros((rows * size, columns * size, 3), dtype=np.uint8)
+    for slot, pick in enumerate(picks):
+        row, column = divmod(slot, columns)
+        grid[row * size:(row + 1) * size, column * size:(column + 1) * size] = faces[pick]
+    return grid
+
+
+class Summary:
+    """Counts per status, method, upsampling and reason, accumulated row by row."""
+
+    def __init__(self, shards: int):
+        self.shards = shards
+        self.images = 0
+        self.several_faces = 0
+        self.status: Counter[str] = Counter()
+        self.method: Counter[str] = Counter()
+        self.upsample: Counter[str] = Counter()
+        self.reasons: Counter[str] = Counter()
+
+    def add(self, row: dict[str, str]) -> None:
+        self.images += 1
+        self.status[row["status"]] += 1
+        if row["method"]:
+            self.method[row["method"]] += 1
+        if row["upsample"]:
+            self.upsample[row["upsample"]] += 1
+        if row["faces"] and int(row["faces"]) > 1:
+            self.several_faces += 1
+        if row["status"] != ALIGNED:
+            self.reasons[row["reason"].split(":")[0]] += 1
+
+    def as_dict(self) -> dict[str, object]:
+        aligned = self.status[ALIGNED]
+        return {
+            "images": self.images,
+            "shards": self.shards,
+            "aligned": aligned,
+            "aligned_fraction": aligned / self.images if self.images else 0.0,
+            "status": dict(sorted(self.status.items())),
+            "method": dict(sorted(self.method.items())),
+            "upsample": dict(sorted(self.upsample.items())),
+            "several_faces": self.several_faces,
+            "reasons_not_aligned": dict(sorted(self.reasons.items())),
+        }
+
+
+def gather(shards: list[Path], out: Path) -> Summary:
+    """Write out/faces.npy and out/manifest.csv from the shards; return their summary."""
+    size = face_size(shards)
+    summary = Summary(len(shards))
+    with manifest_writer(out / "manifest.csv") as manifest, stream_npy(out / "faces.npy", (size, size, 3)) as faces:
+        for shard in shards:
+            rows = read_manifest(shard / "manifest.csv")
+            shard_faces = open_shard_faces(shard, rows)
+            offset = faces.count
+            for start in range(0, len(shard_faces), BLOCK_ROWS):
+                faces.append(np.asarray(shard_faces[start:start + BLOCK_ROWS]))
+            for row in rows:
+                if row["index"] != "":
+                    row["index"] = str(int(row["index"]) + offset)
+                manifest.writerow(row)
+                summary.add(row)
+    return summary
+
+
+def run(args: argparse.Namespace) -> int:
+    shards, out = [Path(s) for s in args.shards], Path(args.out)
+    with tracking.tracked_run(args, "faces", params={"shards": len(shards), "preview": args.preview}) as tracker:
+        summary = gather(shards, out).as_dict()
+        grid = preview_grid(np.load(out / "faces.npy", mmap_mode="r"), args.preview)
+        with atomic_path(out / "preview.png") as tmp:
+            Image.fromarray(grid).save(tmp)
+        with atomic_path(out / "summary.json") as tmp:
+            tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        tracker.log_metrics({
+            "images": summary["images"], "aligned": summary["aligned"],
+            "aligned_fraction": summary["aligned_fraction"], "several_faces": summary["several_faces"],
+            **{f"status.{k}": v for k, v in summary["status"].items()},
+            **{f"method.{k}": v for k, v in summary["method"].items()},
+        })
+        tracker.log_dict(summary, "summary.json")
+        tracker.log_image(grid, "preview.png")
+    log.info("gathered %d shards: %d images, %d aligned (%s); wrote %s", len(shards), summary["images"],
+             summary["aligned"], ", ".join(f"{k} {v}" for k, v in summary["method"].items()), out)
+    return 0

@@ -1,0 +1,158 @@
+"""`mlnb augment` and `mlnb gather-augment`: files, byte-identical reruns and replays, clean errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import re
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pytest
+from augment_helpers import write_nifti_pair, write_picture_pair
+
+from mlnb import cli
+
+
+def files_of(folder):
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+@pytest.fixture()
+def nifti_pair(anatomical, tmp_path):
+    image = tmp_path / "anatomical.nii"
+    shutil.copy(anatomical, image)
+    return image, write_nifti_pair(anatomical, tmp_path)
+
+
+def augment(image, seg, out, *extra):
+    argv = ["augment", str(image), "--out", str(out), "--copies", "3", "--seed", "11", *extra]
+    return cli.main(argv + (["--seg", str(seg)] if seg else []))
+
+
+def test_volumes_give_every_file_and_the_same_seed_gives_the_same_bytes(nifti_pair, tmp_path):
+    image, seg = nifti_pair
+    assert augment(image, seg, tmp_path / "a", "--dims", "24", "24", "6") == 0
+    assert augment(image, seg, tmp_path / "b", "--dims", "24", "24", "6") == 0
+    first = files_of(tmp_path / "a")
+    assert sorted(first) == sorted(f"anatomical_aug{k}{suffix}" for k in range(3)
+                                   for suffix in (".nii", "_seg.nii.gz", ".json", "_preview.png"))
+    assert first == files_of(tmp_path / "b")
+    assert nib.load(tmp_path / "a" / "anatomical_aug0_seg.nii.gz").shape == (24, 24, 6)
+
+    record = json.loads(first["anatomical_aug1.json"])
+    assert record["seed"] == {"seed": 11, "keys": ["augment", "anatomical", 1]}
+    assert record["mode"] == "fused" and record["order"] == 3 and record["dims"] == [24, 24, 6]
+    assert record["inputs"]["image"]["md5"] and record["inputs"]["seg"]["path"] == str(seg)
+    names = [entry["name"] for entry in record["transforms"]]
+    assert names[0] == "normalise" and names[-2:] == ["crop_to_segmentation", "resample"]
+
+    assert augment(image, seg, tmp_path / "c", "--dims", "24", "24", "6", "--seed", "12") == 0
+    assert files_of(tmp_path / "c")["anatomical_aug0.nii"] != first["anatomical_aug0.nii"]
+
+
+@pytest.mark.parametrize("mode", ["fused", "sequential"])
+def test_a_record_replays_its_copy_byte_for_byte(nifti_pair, tmp_path, mode):
+    image, seg = nifti_pair
+    assert augment(image, seg, tmp_path / "a", "--mode", mode, "--dims", "20", "20") == 0
+    for copy in range(3):
+        assert cli.main(["augment", "--replay", str(tmp_path / "a" / f"anatomical_aug{copy}.json"),
+                         "--out", str(tmp_path / "replayed")]) == 0
+    assert files_of(tmp_path / "replayed") == files_of(tmp_path / "a")
+
+
+def test_replay_refuses_changed_inputs(nifti_pair, tmp_path, caplog):
+    image, seg = nifti_pair
+    assert augment(image, seg, tmp_path / "a") == 0
+    nib.save(nib.Nifti1Image(np.zeros((33, 41, 25), np.uint8), np.eye(4)), seg)
+    with caplog.at_level(logging.ERROR):
+        assert cli.main(["augment", "--replay", str(tmp_path / "a" / "anatomical_aug0.json")]) == 2
+    assert f"{seg}: the seg changed since" in caplog.text
+
+
+@pytest.mark.parametrize("rgb", [True, False])
+def test_pictures_and_the_sequential_mode(tmp_path, rgb):
+    image, seg = write_picture_pair(tmp_path, rgb=rgb)
+    assert augment(image, seg, tmp_path / "out", "--dims", "32", "32", "--mode", "sequential") == 0
+    names = set(files_of(tmp_path / "out"))
+    assert {"astronaut_aug2.png", "astronaut_aug2_seg.png", "astronaut_aug2.json"} <= names
+    record = json.loads((tmp_path / "out" / "astronaut_aug0.json").read_text())
+    assert record["kind"] == ("rgb" if rgb else "grey") and record["mode"] == "sequential"
+    assert (record["transforms"][0]["name"] == "normalise") is not rgb
+
+
+def test_an_image_without_segmentation(tmp_path):
+    image, _ = write_picture_pair(tmp_path)
+    assert augment(image, None, tmp_path / "out", "--copies", "1") == 0
+    record = json.loads((tmp_path / "out" / "astronaut_aug0.json").read_text())
+    assert record["inputs"]["seg"] is None and record["outputs"]["seg"] is None
+
+
+def test_an_empty_segmentation_is_noted(nifti_pair, tmp_path):
+    image, seg = nifti_pair
+    nib.save(nib.Nifti1Image(np.zeros((33, 41, 25), np.uint8), np.eye(4)), seg)
+    assert augment(image, seg, tmp_path / "out", "--copies", "1") == 0
+    record = json.loads((tmp_path / "out" / "anatomical_aug0.json").read_text())
+    assert record["notes"] == ["empty segmentation: centre crop instead of a crop around it"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--dims", "32", "32", "4"], "has a slice count but this is a 2-D rgb image"),
+        (["--copies", "0"], r"--copies \(0\)"),
+        (["--scale-range", "1.2", "0.8"], r"scale_range \[1.2, 0.8\]"),
+        (["--min-transforms", "4", "--max-transforms", "2"], "min_transforms 4"),
+    ],
+)
+def test_bad_arguments_are_one_clean_error(tmp_path, caplog, argv, message):
+    image, seg = write_picture_pair(tmp_path)
+    with caplog.at_level(logging.ERROR):
+        assert augment(image, seg, tmp_path / "out", *argv) == 2
+    assert re.search(message, caplog.text)
+    assert not list(tmp_path.rglob("*.part*"))
+
+
+def test_mismatched_files_name_both(nifti_pair, tmp_path, caplog):
+    image, _ = nifti_pair
+    _, seg = write_picture_pair(tmp_path)
+    with caplog.at_level(logging.ERROR):
+        assert augment(image, seg, tmp_path / "out") == 2
+    assert f"{seg}: segmentation shape (64, 64) differs from the shape (33, 41, 25) of its image {image}" in caplog.text
+
+
+def test_gather_writes_a_manifest(nifti_pair, tmp_path, caplog):
+    image, seg = nifti_pair
+    assert augment(image, seg, tmp_path / "a") == 0
+    records = sorted((tmp_path / "a").glob("*.json"))
+    manifest = tmp_path / "manifest.csv"
+    assert cli.main(["gather-augment", *map(str, records), "--manifest", str(manifest)]) == 0
+    rows = list(csv.DictReader(manifest.open()))
+    assert [(row["item"], row["copy"]) for row in rows] == [("anatomical", str(k)) for k in range(3)]
+    assert all(row["transforms"].startswith("normalise()") for row in rows)
+    assert rows[0]["seg"] == str(tmp_path / "a" / "anatomical_aug0_seg.nii.gz")
+
+    (tmp_path / "a" / "anatomical_aug1_seg.nii.gz").unlink()
+    with caplog.at_level(logging.ERROR):
+        assert cli.main(["gather-augment", *map(str, records), "--manifest", str(manifest)]) == 2
+    assert "anatomical_aug1.json: its seg output" in caplog.text
+
+
+def test_gather_logs_previews_and_the_manifest_to_mlflow(nifti_pair, tmp_path):
+    import mlflow
+
+    image, seg = nifti_pair
+    assert augment(image, seg, tmp_path / "a", "--copies", "2") == 0
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    records = sorted(str(path) for path in (tmp_path / "a").glob("*.json"))
+    argv = ["gather-augment", *records, "--manifest", str(tmp_path / "manifest.csv"),
+            "--tracking-uri", uri, "--experiment", "tests", "--run-name", "augment-heart"]
+    assert cli.main(argv) == 0
+    client = mlflow.MlflowClient(uri)
+    run = client.search_runs([client.get_experiment_by_name("tests").experiment_id])[0]
+    assert run.info.status == "FINISHED" and run.data.metrics["copies"] == 2
+    logged = {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
+    assert "manifest.csv" in logged
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "previews")] == ["previews/anatomical.png"]

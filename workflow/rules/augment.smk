@@ -1,0 +1,92 @@
+# Augmentation stage: every case of the MRI set into N augmented copies (one job
+# per case, each with its segmentation), then one manifest with previews logged
+# to MLflow. The case list comes from the heart index, which the prepare_heart
+# checkpoint writes, so the DAG is re-evaluated once it exists.
+
+import csv
+
+AUGMENT_DIR = "results/augmented/heart"
+AUGMENT_COPIES = range(config["augment"]["copies"])
+AUGMENT_TARGETS = [f"{AUGMENT_DIR}/manifest.csv"]
+
+
+wildcard_constraints:
+    case="[A-Za-z0-9_.-]+",
+
+
+def heart_cases():
+    """Index rows by case (case,image,label,...), once prepare_heart has run."""
+    with open(checkpoints.prepare_heart.get().output.index) as handle:
+        return {row["case"]: row for row in csv.DictReader(handle)}
+
+
+def heart_case_files(wildcards):
+    row = heart_cases()[wildcards.case]
+    return {"image": row["image"], "seg": row["label"]}
+
+
+def augment_records(wildcards):
+    return expand(f"{AUGMENT_DIR}/{{case}}/{{case}}_aug{{copy}}.json", case=heart_cases(), copy=AUGMENT_COPIES)
+
+
+# Every copy of one case: {case} stays a wildcard, {copy} runs over the copies.
+AUGMENT_COPY = f"{AUGMENT_DIR}/{{{{case}}}}/{{{{case}}}}_aug{{copy}}"
+_augment = config["augment"]
+# The random policy and engine, from config, as `mlnb augment` options.
+AUGMENT_OPTIONS = " ".join(
+    [
+        f"--copies {_augment['copies']} --seed {config['seed']}",
+        f"--dims {' '.join(map(str, _augment['dims']))}",
+        f"--mode {_augment['mode']} --order {_augment['order']}",
+        f"--transforms {' '.join(_augment['transforms'])}",
+        f"--min-transforms {_augment['min_transforms']} --max-transforms {_augment['max_transforms']}",
+        f"--rotation-degrees {_augment['rotation_degrees']}",
+        f"--scale-range {' '.join(map(str, _augment['scale_range']))}",
+        f"--intensity-range {' '.join(map(str, _augment['intensity_range']))}",
+        f"--translation-pixels {_augment['translation_pixels']} --crop-margin {_augment['crop_margin']}",
+        f"--slice-shift-pixels {_augment['slice_shift_pixels']}",
+        f"--slice-shift-fraction {_augment['slice_shift_fraction']}",
+    ]
+)
+
+
+rule augment_case:
+    input:
+        unpack(heart_case_files),
+    output:
+        images=expand(f"{AUGMENT_COPY}.nii.gz", copy=AUGMENT_COPIES),
+        segs=expand(f"{AUGMENT_COPY}_seg.nii.gz", copy=AUGMENT_COPIES),
+        records=expand(f"{AUGMENT_COPY}.json", copy=AUGMENT_COPIES),
+        previews=expand(f"{AUGMENT_COPY}_preview.png", copy=AUGMENT_COPIES),
+    log:
+        "results/logs/augment/heart/{case}.log",
+    benchmark:
+        "results/benchmarks/augment/heart/{case}.tsv"
+    threads: config["augment"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/mlnb.yaml"
+    params:
+        out=lambda wildcards: f"{AUGMENT_DIR}/{wildcards.case}",
+        options=AUGMENT_OPTIONS,
+    shell:
+        "mlnb augment {input.image} --seg {input.seg} --out {params.out} --item {wildcards.case} "
+        "{params.options} --threads {threads} > {log} 2>&1"
+
+
+rule gather_augment:
+    input:
+        EXPERIMENT_MARKER,
+        records=augment_records,
+    output:
+        manifest=f"{AUGMENT_DIR}/manifest.csv",
+    log:
+        "results/logs/augment/heart/gather.log",
+    conda:
+        "../../envs/mlnb.yaml"
+    params:
+        tracking=tracking_args("augment-heart"),
+    shell:
+        "mlnb gather-augment {input.records} --manifest {output.manifest} {params.tracking} > {log} 2>&1"
