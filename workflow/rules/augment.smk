@@ -3,8 +3,6 @@
 # to MLflow. The case list comes from the heart index, which the prepare_heart
 # checkpoint writes, so the DAG is re-evaluated once it exists.
 
-import csv
-
 AUGMENT_DIR = "results/augmented/heart"
 AUGMENT_COPIES = range(config["augment"]["copies"])
 AUGMENT_TARGETS = [f"{AUGMENT_DIR}/manifest.csv"]
@@ -12,21 +10,6 @@ AUGMENT_TARGETS = [f"{AUGMENT_DIR}/manifest.csv"]
 
 wildcard_constraints:
     case="[A-Za-z0-9_.-]+",
-
-
-def heart_cases():
-    """Index rows by case (case,image,label,...), once prepare_heart has run."""
-    with open(checkpoints.prepare_heart.get().output.index) as handle:
-        return {row["case"]: row for row in csv.DictReader(handle)}
-
-
-def heart_case_files(wildcards):
-    row = heart_cases()[wildcards.case]
-    return {"image": row["image"], "seg": row["label"]}
-
-
-def augment_records(wildcards):
-    return expand(f"{AUGMENT_DIR}/{{case}}/{{case}}_aug{{copy}}.json", case=heart_cases(), copy=AUGMENT_COPIES)
 
 
 # Every copy of one case: {case} stays a wildcard, {copy} runs over the copies.

@@ -1,5 +1,6 @@
 # Shared by every stage: config validation, tracking arguments, source helpers.
 
+import csv
 import hashlib
 import json
 from pathlib import Path
@@ -49,16 +50,40 @@ def source_args(dataset, name):
     return " ".join(args)
 
 
-rule init_tracking:
-    output:
-        EXPERIMENT_MARKER,
-    log:
-        "results/logs/init_tracking.log",
-    conda:
-        "../../envs/mlnb.yaml"
-    params:
-        uri=TRACKING_URI,
-        experiment=config["mlflow"]["experiment"],
-    shell:
-        "mlnb init-tracking --tracking-uri '{params.uri}' --experiment '{params.experiment}' "
-        "--out {output} > {log} 2>&1"
+# Raw files of each dataset: config key -> file name under results/data/<dataset>/.
+RAW_FILES = {
+    "mnist": {
+        "train_images": "train-images-idx3-ubyte.gz",
+        "train_labels": "train-labels-idx1-ubyte.gz",
+        "test_images": "t10k-images-idx3-ubyte.gz",
+        "test_labels": "t10k-labels-idx1-ubyte.gz",
+    },
+    "celeba": {
+        "images": "img_align_celeba.zip",
+        "landmarks": "list_landmarks_align_celeba.txt",
+        "partition": "list_eval_partition.txt",
+    },
+    "heart": {"archive": "Task02_Heart.tar"},
+}
+FILE_KEYS = {
+    (dataset, filename): key for dataset, files in RAW_FILES.items() for key, filename in files.items()
+}
+
+
+def raw(dataset, key):
+    return f"results/data/{dataset}/{RAW_FILES[dataset][key]}"
+
+
+def heart_cases():
+    """Index rows by case (case,image,label,...), once prepare_heart has run."""
+    with open(checkpoints.prepare_heart.get().output.index) as handle:
+        return {row["case"]: row for row in csv.DictReader(handle)}
+
+
+def heart_case_files(wildcards):
+    row = heart_cases()[wildcards.case]
+    return {"image": row["image"], "seg": row["label"]}
+
+
+def augment_records(wildcards):
+    return expand(f"{AUGMENT_DIR}/{{case}}/{{case}}_aug{{copy}}.json", case=heart_cases(), copy=AUGMENT_COPIES)

@@ -2,29 +2,6 @@
 # Sources are URLs (with mirrors) or local paths; the offline demo points them at
 # the replicas the demo_* rules build, so the demo runs these very rules.
 
-RAW_FILES = {
-    "mnist": {
-        "train_images": "train-images-idx3-ubyte.gz",
-        "train_labels": "train-labels-idx1-ubyte.gz",
-        "test_images": "t10k-images-idx3-ubyte.gz",
-        "test_labels": "t10k-labels-idx1-ubyte.gz",
-    },
-    "celeba": {
-        "images": "img_align_celeba.zip",
-        "landmarks": "list_landmarks_align_celeba.txt",
-        "partition": "list_eval_partition.txt",
-    },
-    "heart": {"archive": "Task02_Heart.tar"},
-}
-FILE_KEYS = {
-    (dataset, filename): key for dataset, files in RAW_FILES.items() for key, filename in files.items()
-}
-
-
-def raw(dataset, key):
-    return f"results/data/{dataset}/{RAW_FILES[dataset][key]}"
-
-
 DATA_TARGETS = ["results/reports/data/summary.json"]
 
 

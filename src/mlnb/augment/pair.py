@@ -100,7 +100,7 @@ class Pair:
     def image_stack(self) -> np.ndarray:
         """A float32 copy of the image as (depth, H, W), one contiguous plane per slice/channel."""
         planes = self.image[:, :, None] if self.image.ndim == 2 else self.image
-        return np.ascontiguousarray(np.moveaxis(planes, 2, 0), dtype=np.float32)
+        return np.array(np.moveaxis(planes, 2, 0), dtype=np.float32, order="C")
 
     def image_planes(self) -> np.ndarray:
         """A float32 copy of the image as (H, W, depth), the blog's layout."""
@@ -115,7 +115,7 @@ class Pair:
 class LabelCodes:
     """Labels as small unsigned codes that OpenCV and scipy copy exactly under nearest sampling.
 
-    One- and two-byte labels are reinterpreted in place (a view); wider or float
+    One- and two-byte labels keep their bytes (viewed as unsigned); wider or float
     labels are numbered through their distinct values. Either way code 0 means
     label 0 (the background), and decoding gives back exactly the input's values
     in the input's dtype. Codes are (H, W, depth), C-contiguous (depth 1 for 2-D images).

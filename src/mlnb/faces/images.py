@@ -12,7 +12,7 @@ import io
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 #: modes without colour, and modes with colours that are not RGB
 GRAYSCALE_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
@@ -49,8 +49,10 @@ def check_header(data: bytes, min_side: int) -> None:
     try:
         with Image.open(io.BytesIO(data)) as header:
             image_format, mode, (width, height) = header.format, header.mode, header.size
-    except Exception as error:  # PIL raises many types for garbage; all mean "not an image"
-        raise BadImage("corrupt", f"not a readable image ({type(error).__name__}: {error})") from None
+    except UnidentifiedImageError:
+        raise BadImage("corrupt", "not a recognised image format") from None
+    except Exception as error:  # PIL raises many types for damaged headers
+        raise BadImage("corrupt", f"damaged image header ({type(error).__name__}: {error})") from None
     if mode in GRAYSCALE_MODES:
         raise BadImage("grayscale", f"{image_format} in mode {mode}; faces are aligned from RGB images")
     if mode in SUBTRACTIVE_MODES:

@@ -85,7 +85,7 @@ class Result:
             "width": _blank(self.width), "height": _blank(self.height), "faces": self.faces,
             "upsample": _blank(self.upsample),
             "score": "" if self.score is None else f"{self.score:.4f}",
-            "landmarks": "" if self.landmarks is None else " ".join(f"{v:g}" for v in self.landmarks.ravel()),
+            "landmarks": "" if self.landmarks is None else " ".join(f"{v:.8g}" for v in self.landmarks.ravel()),
         }
         box = self.box or ("",) * 4
         row.update(zip(("box_left", "box_top", "box_right", "box_bottom"), box, strict=True))

@@ -91,9 +91,11 @@ def place_on_canvas(photo: FacePhoto, matrix: np.ndarray) -> np.ndarray:
                           borderMode=cv2.BORDER_REFLECT_101)
 
 
-def jpeg_bytes(rgb: np.ndarray, quality: int = 95) -> bytes:
+def encode_image(rgb: np.ndarray, image_format: str = "JPEG", mode: str = "RGB") -> bytes:
+    """``rgb`` (HxWx3 uint8) as an image file in PIL's ``image_format`` and ``mode`` (JPEGs at quality 95)."""
     buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="JPEG", quality=quality)
+    options = {"quality": 95} if image_format == "JPEG" else {}
+    Image.fromarray(rgb).convert(mode).save(buffer, format=image_format, **options)
     return buffer.getvalue()
 
 

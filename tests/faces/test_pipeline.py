@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from mlnb.faces import align, replica
+from mlnb.faces.pipeline import ALIGNED, CELEBA_LANDMARKS, DLIB, NO_FACE, Aligner, AlignOptions
+
+#: re-detection on an aligned crop: pad it (edges replicated) and upscale it, as
+#: dlib's detector needs a margin around the face and faces of 80 px or more
+REDETECT_PAD, REDETECT_SCALE = 32, 3
+#: brows, eyes, nose and mouth
+INNER_POINTS = slice(17, 68)
+
+
+def bgr(rgb: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+def redetect(aligner: Aligner, crop: np.ndarray) -> np.ndarray | None:
+    """dlib's 68 landmarks found afresh on an aligned RGB crop, in crop pixels."""
+    padded = cv2.copyMakeBorder(crop, *(REDETECT_PAD,) * 4, cv2.BORDER_REPLICATE)
+    gray = cv2.cvtColor(cv2.resize(padded, None, fx=REDETECT_SCALE, fy=REDETECT_SCALE,
+                                   interpolation=cv2.INTER_CUBIC), cv2.COLOR_RGB2GRAY)
+    face = aligner.landmarker.find_face(gray)
+    if face is None:
+        return None
+    return aligner.landmarker.landmarks(gray, face.box) / REDETECT_SCALE - REDETECT_PAD
+
+
+def celeba_points_from_dlib(landmarks: np.ndarray) -> np.ndarray:
+    """CelebA's five landmarks as the groups of dlib points they correspond to."""
+    return np.array([landmarks[list(group)].mean(axis=0) for group in align.CELEBA_TEMPLATE_GROUPS])
+
+
+@pytest.mark.parametrize("landmark_set", sorted(align.LANDMARK_SETS))
+def test_redetected_landmarks_of_aligned_faces_sit_on_the_template(replica_faces, aligner, landmark_set):
+    options = AlignOptions(landmarks=landmark_set)
+    this_aligner = aligner if options == aligner.options else Aligner(options)
+    indices = list(align.LANDMARK_SETS[landmark_set])
+    target = align.template_points(tuple(indices), options.size)
+    errors = []
+    for _, face in replica_faces:
+        result = this_aligner.align_image(bgr(face))
+        landmarks = redetect(this_aligner, result.face) if result.method == DLIB else None
+        if landmarks is not None:
+            errors.append(np.linalg.norm(landmarks[indices] - target, axis=1).mean())
+    assert len(errors) >= 0.6 * len(replica_faces)
+    assert np.mean(errors) < 1.5, f"mean error {np.mean(errors):.2f} px over {len(errors)} faces"
+
+
+@pytest.mark.parametrize(("angle", "scale"), [(15.0, 0.8), (-20.0, 1.25)])
+def test_alignment_undoes_a_known_similarity(photos, aligner, angle, scale):
+    for photo in photos[:2]:  # the astronaut and Grace Hopper: sharp photos
+        height, width = photo.image.shape[:2]
+        known = replica.similarity(angle, scale, photo.face[:2], (width / 2, height / 2))
+        moved = cv2.warpAffine(photo.image, known, (width, height), borderMode=cv2.BORDER_REFLECT_101)
+        original, transformed = aligner.align_image(bgr(photo.image)), aligner.align_image(bgr(moved))
+        assert original.method == transformed.method == DLIB
+        # the original's landmarks, followed through the known similarity, land where they did
+        in_original = align.apply_affine(original.matrix, original.landmarks)
+        in_transformed = align.apply_affine(transformed.matrix, align.apply_affine(known, original.landmarks))
+        assert np.linalg.norm(in_original - in_transformed, axis=1).mean() < 1.5, photo.name
+        # and the two aligned faces show their landmarks in the same places (inner points:
+        # the jaw line runs along the crop's edge, where re-detection is loose)
+        first, second = (redetect(aligner, result.face)[INNER_POINTS] for result in (original, transformed))
+        assert np.linalg.norm(first - second, axis=1).mean() < 1.5, photo.name
+
+
+def test_output_is_the_rgb_warp_of_the_input(replica_faces, aligner):
+    rgb = replica_faces[1][1]
+    result = aligner.align_image(bgr(rgb))
+    assert result.status == ALIGNED and result.face.shape == (64, 64, 3) and result.face.dtype == np.uint8
+    np.testing.assert_array_equal(result.face, align.warp_face(rgb, result.matrix, 64))
+
+
+def test_celeba_landmarks_align_a_face_dlib_cannot_find(no_face, aligner):
+    landmarks = align.celeba_template_points(64) * 1.6 + [38, 70]
+    result = aligner.align_image(bgr(no_face), celeba=landmarks)
+    assert (result.status, result.method) == (ALIGNED, CELEBA_LANDMARKS)
+    assert result.reason == "no face detected at upsample 0/1"
+    np.testing.assert_allclose(result.matrix, align.celeba_similarity(landmarks, 64))
+    np.testing.assert_array_equal(result.landmarks, landmarks)
+
+
+def test_no_face_and_no_landmarks_is_recorded(no_face, aligner):
+    result = aligner.align_image(bgr(no_face))
+    assert (result.status, result.method, result.face) == (NO_FACE, "", None)
+    assert result.reason == "no face detected at upsample 0/1; no CelebA landmarks to fall back on"
+
+
+def test_celeba_fallback_crops_nearly_what_dlib_crops(replica_faces, aligner):
+    """With CelebA's five points placed where dlib's 68 say, both methods agree within a few px."""
+    indices = list(align.LANDMARK_SETS["inner-eyes-bottom-lip"])
+    distances = []
+    for _, face in replica_faces:
+        result = aligner.align_image(bgr(face))
+        if result.method == DLIB:
+            fallback = align.celeba_similarity(celeba_points_from_dlib(result.landmarks), 64)
+            mapped = align.apply_affine(fallback, result.landmarks[indices])
+            distances.append(np.linalg.norm(mapped - align.template_points(tuple(indices), 64), axis=1).mean())
+    assert np.mean(distances) < 3.0
