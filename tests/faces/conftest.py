@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import csv
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from mlnb.faces import replica
+from mlnb.faces import align, replica
 from mlnb.faces.pipeline import Aligner, AlignOptions
+from mlnb.faces.sources import CELEBA_LANDMARK_COLUMNS
 from mlnb.rng import generator
 
 SEED = 20170601
@@ -57,3 +63,54 @@ def bad_images(replica_faces) -> dict[str, tuple[bytes, str]]:
         "bad/cmyk.jpg": (replica.encode_image(face, mode="CMYK"), "cmyk"),
         "bad/tiny.png": (replica.encode_image(face[:20, :24], "PNG"), "too-small"),
     }
+
+
+@dataclass(frozen=True)
+class CelebaReplica:
+    """A CelebA-like zip and its index.csv; ``names`` are the index's members in order."""
+
+    archive: Path
+    index: Path
+    names: list[str]
+    good_count: int = 18  # with the rest, more than one worker chunk: two workers both get work
+    no_face_member: str = "img_align_celeba/no_face.jpg"
+    crc_member: str = "img_align_celeba/bad_crc.jpg"
+    missing_member: str = "img_align_celeba/not_in_zip.jpg"
+    #: CelebA landmarks given for the face-less image (the only ones in the index)
+    no_face_landmarks: tuple[float, ...] = tuple((align.celeba_template_points(64) * 1.6 + [38, 70]).ravel())
+
+
+def corrupt_member(path: Path, member: str) -> None:
+    """Flip a byte of a stored member's data, so that reading it fails its CRC check."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(member)
+    with open(path, "r+b") as handle:
+        handle.seek(info.header_offset + 26)
+        name_length, extra_length = np.frombuffer(handle.read(4), dtype="<u2")
+        handle.seek(info.header_offset + 30 + int(name_length) + int(extra_length) + 100)
+        byte = handle.read(1)
+        handle.seek(-1, 1)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+
+
+@pytest.fixture(scope="session")
+def celeba_replica(tmp_path_factory, replica_faces, no_face, bad_images) -> CelebaReplica:
+    """Good faces, a face-less image, every kind of bad file, a bad CRC; the index adds a missing member."""
+    folder = tmp_path_factory.mktemp("celeba")
+    spec = CelebaReplica(folder / "img_align_celeba.zip", folder / "index.csv", [])
+    members = [(f"img_align_celeba/{i:06d}.jpg", replica.encode_image(face))
+               for i, (_, face) in enumerate(replica_faces[:spec.good_count])]
+    members += [(spec.no_face_member, replica.encode_image(no_face)),
+                (spec.crc_member, replica.encode_image(no_face))]
+    members += [(name, data) for name, (data, _) in bad_images.items()]
+    members += [("img_align_celeba/README.txt", b"not an image: skipped without an index")]
+    replica.write_zip(spec.archive, members)
+    corrupt_member(spec.archive, spec.crc_member)
+    names = [name for name, _ in members if name.endswith((".jpg", ".png"))] + [spec.missing_member]
+    with open(spec.index, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image_id", "member", "partition", *CELEBA_LANDMARK_COLUMNS])
+        for name in names:
+            landmarks = spec.no_face_landmarks if name == spec.no_face_member else [""] * 10
+            writer.writerow([Path(name).name, name, 0, *landmarks])
+    return CelebaReplica(spec.archive, spec.index, names)

@@ -14,7 +14,7 @@ import time
 
 from mlnb.errors import ConfigError
 from mlnb.faces import align, sources
-from mlnb.faces.pipeline import AlignOptions, align_items, write_results
+from mlnb.faces.pipeline import AlignOptions, aligned_results, write_results
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--landmarks", choices=sorted(align.LANDMARK_SETS), default="inner-eyes-bottom-lip",
                         help="landmarks mapped onto OpenFace's mean face")
     parser.add_argument("--upsample", type=int, default=1,
-                        help="highest HOG upsampling: 0 is tried first, higher only when no face is found")
+                        help="highest HOG upsampling; the search runs at 5/6 scale, then at full scale with "
+                             "upsampling 0, 1, ... until a face is found")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument("--min-side", type=int, default=32, help="images with a shorter side are refused (px)")
     parser.add_argument("--index", default=None,
@@ -46,15 +47,14 @@ def select_items(args: argparse.Namespace) -> list[sources.Item]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     options = AlignOptions(size=args.size, landmarks=args.landmarks, upsample=args.upsample,
                            min_side=args.min_side)
     items = select_items(args)
     log.info("aligning %d images (shard %d of %d) with %d worker(s)", len(items), args.shard, args.shards,
              args.workers)
     start = time.perf_counter()
-    counts = write_results(align_items(items, options, args.workers), args.out, args.size, total=len(items))
+    with aligned_results(items, options, args.workers) as results:
+        counts = write_results(results, args.out, args.size, total=len(items))
     elapsed = time.perf_counter() - start
     log.info("%s in %.1f s (%.1f images/s); wrote %s/faces.npy and manifest.csv",
              ", ".join(f"{n} {status}" for status, n in counts.items()), elapsed,

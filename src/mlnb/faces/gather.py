@@ -11,7 +11,6 @@ import argparse
 import csv
 import json
 import logging
-import math
 from collections import Counter
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from mlnb.errors import DataError
 from mlnb.faces.packing import stream_npy
 from mlnb.faces.pipeline import ALIGNED, MANIFEST_COLUMNS, manifest_writer
 from mlnb.io import atomic_path
+from mlnb.preview import image_grid
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +77,7 @@ def preview_grid(faces: np.ndarray, count: int) -> np.ndarray:
     if len(faces) == 0:
         return np.zeros((1, 1, 3), dtype=np.uint8)
     picks = np.unique(np.linspace(0, len(faces) - 1, min(count, len(faces))).round().astype(int))
-    columns = math.ceil(math.sqrt(len(picks)))
-    rows = math.ceil(len(picks) / columns)
-    size = faces.shape[1]
-    grid = np.zeros((rows * size, columns * size, 3), dtype=np.uint8)
-    for slot, pick in enumerate(picks):
-        row, column = divmod(slot, columns)
-        grid[row * size:(row + 1) * size, column * size:(column + 1) * size] = faces[pick]
-    return grid
+    return image_grid(np.asarray(faces[picks]))
 
 
 class Summary:

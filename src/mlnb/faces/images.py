@@ -46,6 +46,8 @@ def _is_truncated(data: bytes, image_format: str | None) -> bool:
 
 def check_header(data: bytes, min_side: int) -> None:
     """Refuse grayscale, CMYK, tiny, huge, truncated or unrecognised data."""
+    if not data:
+        raise BadImage("corrupt", "empty file")
     try:
         with Image.open(io.BytesIO(data)) as header:
             image_format, mode, (width, height) = header.format, header.mode, header.size
@@ -68,7 +70,10 @@ def check_header(data: bytes, min_side: int) -> None:
 def decode_bgr(data: bytes, min_side: int) -> np.ndarray:
     """The image as HxWx3 uint8 BGR (OpenCV's order), or :class:`BadImage`."""
     check_header(data, min_side)
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as error:
+        raise BadImage("corrupt", f"OpenCV cannot decode the image data ({error.err})") from None
     if image is None:
         raise BadImage("corrupt", "OpenCV cannot decode the image data")
     return image

@@ -1,9 +1,9 @@
 """Align a list of images: decode, detect, landmarks, warp, stream the results to disk.
 
 Every input gives exactly one :class:`Result`, aligned or not, with the reason:
-a bad image never stops the run. Work is spread over worker processes that each
-load dlib's models once; results come back in input order and are written as
-they arrive, so memory stays flat whatever the number of images.
+a bad image never stops the run. dlib's models are loaded once per job and
+shared by forked worker processes; results come back in input order and are
+written as they arrive, so memory stays flat whatever the number of images.
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ from tqdm import tqdm
 
 from mlnb.errors import ConfigError
 from mlnb.faces import align
-from mlnb.faces.detect import FaceLandmarker, upsample_levels
+from mlnb.faces.detect import Face, FaceLandmarker, upsample_levels
 from mlnb.faces.images import BadImage, decode_bgr
-from mlnb.faces.models import SHAPE_PREDICTOR_68, model_path
 from mlnb.faces.packing import stream_npy
 from mlnb.faces.sources import Item, ItemReader
 from mlnb.io import atomic_path
@@ -33,10 +32,11 @@ from mlnb.io import atomic_path
 ALIGNED, NO_FACE, BAD_IMAGE = "aligned", "no-face", "bad-image"
 DLIB, CELEBA_LANDMARKS = "dlib", "celeba-landmarks"
 
+MATRIX_COLUMNS = ("m00", "m01", "m02", "m10", "m11", "m12")
 MANIFEST_COLUMNS = (
     "source", "status", "reason", "method", "index", "width", "height",
-    "faces", "upsample", "score", "box_left", "box_top", "box_right", "box_bottom",
-    "m00", "m01", "m02", "m10", "m11", "m12", "landmarks",
+    "faces", "detect_scale", "upsample", "score", "box_left", "box_top", "box_right", "box_bottom",
+    *MATRIX_COLUMNS, "landmarks",
 )
 #: images handed to a worker at a time: large enough to amortise the IPC, small enough to balance
 CHUNK_SIZE = 16
@@ -62,7 +62,7 @@ class AlignOptions:
 
 @dataclass
 class Result:
-    """What happened to one input. ``face`` is the aligned RGB crop when status is aligned."""
+    """What happened to one input; ``crop`` is the aligned RGB face when status is aligned."""
 
     source: str
     status: str
@@ -70,37 +70,39 @@ class Result:
     method: str = ""
     width: int | None = None
     height: int | None = None
-    faces: int = 0
-    upsample: int | None = None
-    score: float | None = None
-    box: tuple[int, int, int, int] | None = None
+    detection: Face | None = None
     matrix: np.ndarray | None = None
     landmarks: np.ndarray | None = None
-    face: np.ndarray | None = field(default=None, repr=False)
+    crop: np.ndarray | None = field(default=None, repr=False)
 
     def manifest_row(self, index: int | None) -> dict[str, object]:
-        row: dict[str, object] = {
-            "source": self.source, "status": self.status, "reason": self.reason, "method": self.method,
-            "index": "" if index is None else index,
-            "width": _blank(self.width), "height": _blank(self.height), "faces": self.faces,
-            "upsample": _blank(self.upsample),
-            "score": "" if self.score is None else f"{self.score:.4f}",
-            "landmarks": "" if self.landmarks is None else " ".join(f"{v:.8g}" for v in self.landmarks.ravel()),
-        }
-        box = self.box or ("",) * 4
-        row.update(zip(("box_left", "box_top", "box_right", "box_bottom"), box, strict=True))
-        matrix = ("",) * 6 if self.matrix is None else (f"{v:.6g}" for v in self.matrix.ravel())
-        row.update(zip(("m00", "m01", "m02", "m10", "m11", "m12"), matrix, strict=True))
+        detection = self.detection
+        row: dict[str, object] = dict.fromkeys(MANIFEST_COLUMNS, "")
+        row.update(source=self.source, status=self.status, reason=self.reason, method=self.method,
+                   faces=0 if detection is None else detection.count)
+        if index is not None:
+            row["index"] = index
+        if self.width is not None:
+            row.update(width=self.width, height=self.height)
+        if detection is not None:
+            row.update(detect_scale=f"{detection.scale:.4g}", upsample=detection.upsample,
+                       score=f"{detection.score:.4f}")
+            row.update(zip(("box_left", "box_top", "box_right", "box_bottom"), detection.box, strict=True))
+        if self.matrix is not None:
+            row.update(zip(MATRIX_COLUMNS, (f"{v:.6g}" for v in self.matrix.ravel()), strict=True))
+        if self.landmarks is not None:
+            row["landmarks"] = " ".join(f"{v:.8g}" for v in self.landmarks.ravel())
         return row
-
-
-def _blank(value: object) -> object:
-    return "" if value is None else value
 
 
 def parse_landmarks(text: str) -> np.ndarray:
     """A manifest's ``landmarks`` cell as an Nx2 array (68 from dlib, 5 from CelebA)."""
     return np.array(text.split(), dtype=np.float64).reshape(-1, 2)
+
+
+def parse_matrix(row: dict[str, str]) -> np.ndarray:
+    """A manifest row's 2x3 alignment transform (input pixels -> aligned face pixels)."""
+    return np.array([float(row[column]) for column in MATRIX_COLUMNS]).reshape(2, 3)
 
 
 class Aligner:
@@ -115,7 +117,9 @@ class Aligner:
     def __call__(self, item: Item) -> Result:
         try:
             data = self.reader.read(item)
-        except (OSError, KeyError, zipfile.BadZipFile, EOFError) as error:
+        except KeyError:
+            return Result(item.source, BAD_IMAGE, f"unreadable: no such member in {item.archive}")
+        except (OSError, zipfile.BadZipFile, EOFError) as error:
             return Result(item.source, BAD_IMAGE, f"unreadable: {error}")
         try:
             image = decode_bgr(data, self.options.min_side)
@@ -129,64 +133,76 @@ class Aligner:
         """Align a BGR image; CelebA's five landmarks are the fallback when dlib finds no face."""
         height, width = image.shape[:2]
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        face = self.landmarker.find_face(gray)
-        if face is None:
-            reason = f"no face detected at upsample {'/'.join(map(str, self.landmarker.upsamples))}"
+        found = Result("", NO_FACE, width=width, height=height, detection=self.landmarker.find_face(gray))
+        if found.detection is None:
+            found.reason = f"no face detected at upsample {'/'.join(map(str, self.landmarker.upsamples))}"
         else:
-            landmarks = self.landmarker.landmarks(gray, face.box)
+            landmarks = self.landmarker.landmarks(gray, found.detection.box)
             matrix = align.openface_affine(landmarks, self.indices, self.options.size)
             if align.is_usable(matrix):
-                return self._aligned(image, matrix, landmarks, DLIB, "", face)
-            reason = "dlib's landmarks of the face are degenerate"
-        if celeba is not None:
-            matrix = align.celeba_similarity(celeba, self.options.size)
-            if align.is_usable(matrix):
-                return self._aligned(image, matrix, celeba, CELEBA_LANDMARKS, reason, face)
-            reason += "; CelebA landmarks are degenerate"
-        else:
-            reason += "; no CelebA landmarks to fall back on"
-        return Result("", NO_FACE, reason, width=width, height=height, faces=0 if face is None else face.count)
+                return self._aligned(found, image, DLIB, matrix, landmarks)
+            found.reason = "dlib's landmarks of the face are degenerate"
+        if celeba is None:
+            found.reason += "; no CelebA landmarks to fall back on"
+            return found
+        matrix = align.celeba_similarity(celeba, self.options.size)
+        if not align.is_usable(matrix):
+            found.reason += "; CelebA landmarks are degenerate"
+            return found
+        return self._aligned(found, image, CELEBA_LANDMARKS, matrix, celeba)
 
-    def _aligned(self, image, matrix, landmarks, method, reason, face) -> Result:
+    def _aligned(self, found: Result, image: np.ndarray, method: str, matrix: np.ndarray,
+                 landmarks: np.ndarray) -> Result:
         crop = align.warp_face(image, matrix, self.options.size)
-        height, width = image.shape[:2]
-        return Result(
-            "", ALIGNED, reason, method, width=width, height=height,
-            faces=0 if face is None else face.count,
-            upsample=None if face is None else face.upsample,
-            score=None if face is None else face.score,
-            box=None if face is None else face.box,
-            matrix=matrix, landmarks=landmarks,
-            face=np.ascontiguousarray(crop[:, :, ::-1]),  # BGR -> RGB
-        )
+        found.status, found.method, found.matrix, found.landmarks = ALIGNED, method, matrix, landmarks
+        found.crop = np.ascontiguousarray(crop[:, :, ::-1])  # BGR -> RGB
+        return found
 
 
+#: the Aligner of a worker process: inherited, models loaded, when workers are forked
 _worker: Aligner | None = None
 
 
 def _start_worker(options: AlignOptions) -> None:
     global _worker
     cv2.setNumThreads(1)  # parallelism comes from the processes
-    _worker = Aligner(options)
+    if _worker is None:  # a spawned worker inherits nothing
+        _worker = Aligner(options)
+    _worker.reader = ItemReader()  # never share the parent's open zip files
 
 
 def _align_in_worker(item: Item) -> Result:
     return _worker(item)
 
 
-def align_items(items: Sequence[Item], options: AlignOptions, workers: int = 1) -> Iterator[Result]:
-    """Results for ``items`` in input order, from ``workers`` processes (1 = this process)."""
-    if workers <= 1 or len(items) <= CHUNK_SIZE:
-        aligner = Aligner(options)
-        try:
-            yield from map(aligner, items)
-        finally:
-            aligner.reader.close()
-        return
-    model_path(SHAPE_PREDICTOR_68)  # fail here, not in workers that the pool would restart forever
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_start_worker, initargs=(options,)) as pool:
-        yield from pool.imap(_align_in_worker, items, chunksize=CHUNK_SIZE)
+def _start_method() -> str:
+    return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+@contextlib.contextmanager
+def aligned_results(items: Sequence[Item], options: AlignOptions, workers: int = 1) -> Iterator[Iterator[Result]]:
+    """Yield an iterator of the results for ``items``, in input order.
+
+    ``workers`` 1 aligns in this process; more starts that many worker processes.
+    The models are loaded here first (bad options or missing models fail here, not
+    in workers a pool would restart forever); forked workers inherit them, sharing
+    the ~100 MB landmark model and starting in milliseconds.
+    """
+    global _worker
+    if workers < 1:
+        raise ConfigError(f"workers must be at least 1, got {workers}")
+    aligner = Aligner(options)
+    try:
+        if workers == 1:
+            yield map(aligner, items)
+            return
+        _worker = aligner
+        context = multiprocessing.get_context(_start_method())
+        with context.Pool(workers, initializer=_start_worker, initargs=(options,)) as pool:
+            yield pool.imap(_align_in_worker, items, chunksize=CHUNK_SIZE)
+    finally:
+        _worker = None
+        aligner.reader.close()
 
 
 @contextlib.contextmanager
@@ -207,9 +223,9 @@ def write_results(results: Iterable[Result], out_dir: str | os.PathLike, size: i
             stream_npy(out_dir / "faces.npy", (size, size, 3)) as faces:
         for result in tqdm(results, total=total, desc="align", unit="img", mininterval=2):
             index = None
-            if result.face is not None:
+            if result.crop is not None:
                 index = faces.count
-                faces.append(result.face)
+                faces.append(result.crop)
             manifest.writerow(result.manifest_row(index))
             counts[result.status] += 1
     return counts

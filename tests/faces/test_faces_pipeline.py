@@ -43,7 +43,7 @@ def test_redetected_landmarks_of_aligned_faces_sit_on_the_template(replica_faces
     errors = []
     for _, face in replica_faces:
         result = this_aligner.align_image(bgr(face))
-        landmarks = redetect(this_aligner, result.face) if result.method == DLIB else None
+        landmarks = redetect(this_aligner, result.crop) if result.method == DLIB else None
         if landmarks is not None:
             errors.append(np.linalg.norm(landmarks[indices] - target, axis=1).mean())
     assert len(errors) >= 0.6 * len(replica_faces)
@@ -64,15 +64,15 @@ def test_alignment_undoes_a_known_similarity(photos, aligner, angle, scale):
         assert np.linalg.norm(in_original - in_transformed, axis=1).mean() < 1.5, photo.name
         # and the two aligned faces show their landmarks in the same places (inner points:
         # the jaw line runs along the crop's edge, where re-detection is loose)
-        first, second = (redetect(aligner, result.face)[INNER_POINTS] for result in (original, transformed))
+        first, second = (redetect(aligner, result.crop)[INNER_POINTS] for result in (original, transformed))
         assert np.linalg.norm(first - second, axis=1).mean() < 1.5, photo.name
 
 
 def test_output_is_the_rgb_warp_of_the_input(replica_faces, aligner):
     rgb = replica_faces[1][1]
     result = aligner.align_image(bgr(rgb))
-    assert result.status == ALIGNED and result.face.shape == (64, 64, 3) and result.face.dtype == np.uint8
-    np.testing.assert_array_equal(result.face, align.warp_face(rgb, result.matrix, 64))
+    assert result.status == ALIGNED and result.crop.shape == (64, 64, 3) and result.crop.dtype == np.uint8
+    np.testing.assert_array_equal(result.crop, align.warp_face(rgb, result.matrix, 64))
 
 
 def test_celeba_landmarks_align_a_face_dlib_cannot_find(no_face, aligner):
@@ -86,7 +86,7 @@ def test_celeba_landmarks_align_a_face_dlib_cannot_find(no_face, aligner):
 
 def test_no_face_and_no_landmarks_is_recorded(no_face, aligner):
     result = aligner.align_image(bgr(no_face))
-    assert (result.status, result.method, result.face) == (NO_FACE, "", None)
+    assert (result.status, result.method, result.crop) == (NO_FACE, "", None)
     assert result.reason == "no face detected at upsample 0/1; no CelebA landmarks to fall back on"
 
 

@@ -1,0 +1,72 @@
+# Faces stage: detect, landmark and align every CelebA image with dlib and
+# OpenFace's geometry. Scatter: faces.shards jobs, each reading its contiguous
+# share of the index straight from the zip (never one job per image). Gather:
+# one memory-mappable uint8 array, one manifest in index order, a preview grid
+# and a summary logged to MLflow.
+
+FACES_DIR = "results/faces/celeba"
+FACES_SHARD_DIRS = [f"{FACES_DIR}/shards/{shard}" for shard in range(config["faces"]["shards"])]
+FACES_TARGETS = [f"{FACES_DIR}/{name}" for name in ("faces.npy", "manifest.csv", "preview.png", "summary.json")]
+
+
+wildcard_constraints:
+    shard=r"\d+",
+
+
+rule align_faces:
+    input:
+        images=raw("celeba", "images"),
+        index="results/data/celeba/index.csv",
+    output:
+        faces=f"{FACES_DIR}/shards/{{shard}}/faces.npy",
+        manifest=f"{FACES_DIR}/shards/{{shard}}/manifest.csv",
+    log:
+        "results/logs/faces/celeba/align_{shard}.log",
+    benchmark:
+        "results/benchmarks/faces/celeba/align_{shard}.tsv"
+    threads: config["faces"]["threads"]
+    resources:
+        # forked workers share dlib's 100 MB landmark model (2 workers: ~180 MB PSS in all)
+        mem_mb=lambda wildcards, threads: 400 + 100 * threads,
+        runtime=60,
+    conda:
+        "../../envs/mlnb.yaml"
+    params:
+        out=lambda wildcards, output: Path(output.faces).parent,
+        shards=config["faces"]["shards"],
+        size=config["faces"]["size"],
+        landmarks=config["faces"]["landmarks"],
+        upsample=config["faces"]["upsample"],
+    shell:
+        "mlnb align {input.images} --index {input.index} --shard {wildcards.shard} --shards {params.shards} "
+        "--size {params.size} --landmarks {params.landmarks} --upsample {params.upsample} "
+        "--workers {threads} --out {params.out} > {log} 2>&1"
+
+
+rule gather_faces:
+    input:
+        EXPERIMENT_MARKER,
+        faces=[f"{shard}/faces.npy" for shard in FACES_SHARD_DIRS],
+        manifests=[f"{shard}/manifest.csv" for shard in FACES_SHARD_DIRS],
+    output:
+        faces=f"{FACES_DIR}/faces.npy",
+        manifest=f"{FACES_DIR}/manifest.csv",
+        preview=f"{FACES_DIR}/preview.png",
+        summary=f"{FACES_DIR}/summary.json",
+    log:
+        "results/logs/faces/celeba/gather.log",
+    benchmark:
+        "results/benchmarks/faces/celeba/gather.tsv"
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    conda:
+        "../../envs/mlnb.yaml"
+    params:
+        shards=lambda wildcards, input: [str(Path(faces).parent) for faces in input.faces],
+        out=lambda wildcards, output: Path(output.faces).parent,
+        preview=config["faces"]["preview"],
+        tracking=tracking_args("faces-celeba"),
+    shell:
+        "mlnb gather-faces {params.shards} --out {params.out} --preview {params.preview} "
+        "{params.tracking} > {log} 2>&1"
