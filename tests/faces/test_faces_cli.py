@@ -111,6 +111,8 @@ def test_bad_inputs_and_indexes_are_named(celeba_replica, tmp_path, caplog):
     broken.write_text("image_id,member\n1,a.jpg\n")
     cases = [
         (["align", str(tmp_path / "nowhere.zip"), "--out", str(tmp_path)], "nowhere.zip: no such file"),
+        (["align", str(index), "--index", str(index), "--out", str(tmp_path)],
+         "neither a directory nor a readable zip archive"),
         (["align", str(archive), str(archive), "--index", str(index), "--out", str(tmp_path)], "--index describes one"),
         (["align", str(archive), "--index", str(broken), "--out", str(tmp_path)], "missing columns"),
     ]

@@ -81,3 +81,9 @@ def test_shard_that_disagrees_with_its_manifest_is_named(shard_dirs, tmp_path, c
         assert main(["gather-faces", str(broken), "--out", str(tmp_path / "out")]) == 2
     assert f"{broken / 'faces.npy'}" in caplog.text and "does not match" in caplog.text
     assert not (tmp_path / "out" / "faces.npy").exists()
+
+
+def test_missing_shard_is_named(shard_dirs, tmp_path, caplog):
+    with caplog.at_level(logging.ERROR):
+        assert main(["gather-faces", str(shard_dirs[0]), str(tmp_path / "absent"), "--out", str(tmp_path / "out")]) == 2
+    assert f"faces {tmp_path / 'absent' / 'faces.npy'}: cannot read" in caplog.text

@@ -50,13 +50,18 @@ def read_manifest(path: Path) -> list[dict[str, str]]:
         raise DataError(f"manifest {path}: cannot read ({error.strerror})") from None
 
 
+def load_faces(path: Path) -> np.ndarray:
+    """A faces.npy, memory-mapped."""
+    try:
+        return np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as error:
+        raise DataError(f"faces {path}: cannot read ({error})") from None
+
+
 def open_shard_faces(shard: Path, rows: list[dict[str, str]]) -> np.ndarray:
     """The shard's faces, memory-mapped, checked against its manifest."""
     path = shard / "faces.npy"
-    try:
-        faces = np.load(path, mmap_mode="r")
-    except (OSError, ValueError) as error:
-        raise DataError(f"faces {path}: cannot read ({error})") from None
+    faces = load_faces(path)
     indices = [int(row["index"]) for row in rows if row["index"] != ""]
     if indices != list(range(len(faces))) or faces.ndim != 4 or faces.dtype != np.uint8:
         raise DataError(f"faces {path}: {faces.dtype} array of shape {faces.shape} does not match "
@@ -66,10 +71,13 @@ def open_shard_faces(shard: Path, rows: list[dict[str, str]]) -> np.ndarray:
 
 def face_size(shards: list[Path]) -> int:
     """The side of the shards' faces, which must agree."""
-    sizes = {np.load(shard / "faces.npy", mmap_mode="r").shape[1] for shard in shards}
-    if len(sizes) != 1:
-        raise DataError(f"shards {', '.join(map(str, shards))} hold faces of different sizes {sorted(sizes)}")
-    return sizes.pop()
+    shapes = {load_faces(shard / "faces.npy").shape[1:] for shard in shards}
+    if len(shapes) != 1:
+        raise DataError(f"shards {', '.join(map(str, shards))} hold faces of different shapes {sorted(shapes)}")
+    shape = shapes.pop()
+    if len(shape) != 3 or shape[0] != shape[1] or shape[2] != 3:
+        raise DataError(f"shards {', '.join(map(str, shards))} hold arrays of {shape}, not square RGB faces")
+    return shape[0]
 
 
 def preview_grid(faces: np.ndarray, count: int) -> np.ndarray:
@@ -81,7 +89,7 @@ def preview_grid(faces: np.ndarray, count: int) -> np.ndarray:
 
 
 class Summary:
-    """Counts per status, method, upsampling and reason, accumulated row by row."""
+    """Counts per status, method, detection pass and reason, accumulated row by row."""
 
     def __init__(self, shards: int):
         self.shards = shards
@@ -89,7 +97,7 @@ class Summary:
         self.several_faces = 0
         self.status: Counter[str] = Counter()
         self.method: Counter[str] = Counter()
-        self.upsample: Counter[str] = Counter()
+        self.detection_pass: Counter[str] = Counter()
         self.reasons: Counter[str] = Counter()
 
     def add(self, row: dict[str, str]) -> None:
@@ -98,7 +106,7 @@ class Summary:
         if row["method"]:
             self.method[row["method"]] += 1
         if row["upsample"]:
-            self.upsample[row["upsample"]] += 1
+            self.detection_pass[f"scale {row['detect_scale']}, upsample {row['upsample']}"] += 1
         if row["faces"] and int(row["faces"]) > 1:
             self.several_faces += 1
         if row["status"] != ALIGNED:
@@ -113,7 +121,7 @@ class Summary:
             "aligned_fraction": aligned / self.images if self.images else 0.0,
             "status": dict(sorted(self.status.items())),
             "method": dict(sorted(self.method.items())),
-            "upsample": dict(sorted(self.upsample.items())),
+            "detection_pass": dict(sorted(self.detection_pass.items())),
             "several_faces": self.several_faces,
             "reasons_not_aligned": dict(sorted(self.reasons.items())),
         }
@@ -142,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     shards, out = [Path(s) for s in args.shards], Path(args.out)
     with tracking.tracked_run(args, "faces", params={"shards": len(shards), "preview": args.preview}) as tracker:
         summary = gather(shards, out).as_dict()
-        grid = preview_grid(np.load(out / "faces.npy", mmap_mode="r"), args.preview)
+        grid = preview_grid(load_faces(out / "faces.npy"), args.preview)
         with atomic_path(out / "preview.png") as tmp:
             Image.fromarray(grid).save(tmp)
         with atomic_path(out / "summary.json") as tmp:

@@ -89,8 +89,8 @@ def items_from_index(container: str | Path, index: str | Path) -> list[Item]:
     paths relative to it) that the index describes.
     """
     container, index = Path(container), Path(index)
-    if not container.exists():
-        raise DataError(f"input {container}: no such file or directory")
+    if not container.is_dir() and not zipfile.is_zipfile(container):
+        raise DataError(f"input {container}: neither a directory nor a readable zip archive")
     archive = None if container.is_dir() else str(container)
     try:
         handle = open(index, newline="")
