@@ -47,14 +47,16 @@ def test_celeba_replica_passes_the_real_checks(tmp_path, celeba_replica):
 def test_celeba_landmarks_follow_the_recorded_jitter(celeba_replica):
     record = json.loads((celeba_replica / "replica_record.json").read_text())
     rows = {row["image_id"]: row for row in csv.DictReader(open_index(celeba_replica))}
-    jitter = record["jitter"]["000001.jpg"]
-    assert jitter["source"] == "skimage/astronaut.png"
-    matrix = np.array(jitter["matrix"])
-    # The jitter matrix is a similarity: equal scale on both axes, no shear.
-    linear = matrix[:, :2]
-    assert np.allclose(linear @ linear.T, np.eye(2) * (linear @ linear.T)[0, 0], atol=1e-9)
-    eyes = [float(rows["000001.jpg"][k]) for k in ("lefteye_x", "lefteye_y", "righteye_x", "righteye_y")]
-    assert 0 < eyes[0] < eyes[2] < 178 and 0 < eyes[1] < 218
+    assert record["jitter"]["000001.jpg"]["source"] == "astronaut"
+    for name in ("000001.jpg", "000005.jpg", "000050.jpg"):
+        jitter = record["jitter"][name]
+        matrix = np.array(jitter["matrix"])
+        # The jitter is a similarity: equal scale on both axes, no shear.
+        linear = matrix[:, :2]
+        assert np.allclose(linear @ linear.T, np.eye(2) * (linear @ linear.T)[0, 0], atol=1e-9)
+        expected = np.array(jitter["source_landmarks"]) @ linear.T + matrix[:, 2]
+        written = np.array([float(rows[name][k]) for k in celeba.LANDMARK_COLUMNS]).reshape(5, 2)
+        np.testing.assert_array_equal(written, np.round(expected))
 
 
 def open_index(folder):

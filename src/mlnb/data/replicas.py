@@ -24,7 +24,6 @@ import importlib.util
 import io
 import json
 import tarfile
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +42,6 @@ CELEBA_SIZE = (178, 218)  # width, height of img_align_celeba images
 CELEBA_MEAN_LANDMARKS = np.array(
     [[69.0, 111.0], [107.0, 111.0], [88.0, 134.0], [71.0, 152.0], [105.0, 152.0]]
 )
-ZIP_DATE = (2015, 9, 28, 0, 0, 0)
 DATASETS = ("mnist", "celeba", "heart")
 
 
@@ -93,24 +91,14 @@ def _five_points(shape68: np.ndarray) -> np.ndarray:
 def source_faces(lfw_count: int = 100) -> Iterator[SourceFace]:
     """Package-shipped face photos whose landmarks dlib finds (others are skipped)."""
     from mlnb.faces.detect import FaceLandmarker
+    from mlnb.faces.replica import face_photos
 
     landmarker = FaceLandmarker(upsamples=(0, 1))
-    photos = [
-        ("skimage/astronaut.png", cv2.cvtColor(cv2.imread(str(package_file("skimage", "data", "astronaut.png"))),
-                                               cv2.COLOR_BGR2RGB)),
-        ("matplotlib/grace_hopper.jpg",
-         cv2.cvtColor(cv2.imread(str(package_file("matplotlib", "mpl-data", "sample_data", "grace_hopper.jpg"))),
-                      cv2.COLOR_BGR2RGB)),
-    ]
-    lfw = np.load(package_file("skimage", "data", "lfw_subset.npy"))[:lfw_count]
-    for number, face in enumerate(lfw):
-        big = cv2.resize((face * 255).round().astype(np.uint8), (100, 100), interpolation=cv2.INTER_CUBIC)
-        photos.append((f"skimage/lfw_subset[{number}]", cv2.cvtColor(big, cv2.COLOR_GRAY2RGB)))
-    for name, image in photos:
-        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    for photo in face_photos(lfw_count=lfw_count):
+        gray = cv2.cvtColor(photo.image, cv2.COLOR_RGB2GRAY)
         face = landmarker.find_face(gray)
         if face is not None:
-            yield SourceFace(name, image, _five_points(landmarker.landmarks(gray, face.box)))
+            yield SourceFace(photo.name, photo.image, _five_points(landmarker.landmarks(gray, face.box)))
 
 
 def jitter_into_celeba_frame(face: SourceFace, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -132,35 +120,30 @@ def jitter_into_celeba_frame(face: SourceFace, rng: np.random.Generator) -> tupl
         borderValue=colour,
     )
     landmarks = face.landmarks @ matrix[:, :2].T + matrix[:, 2]
-    record = {"source": face.name, "rotation_degrees": angle, "scale": scale, "shift": shift.tolist(),
+    record = {"source": face.name, "source_landmarks": face.landmarks.tolist(), "rotation_degrees": angle, "scale": scale, "shift": shift.tolist(),
               "background": background, "background_colour": colour, "matrix": matrix.tolist()}
     return photo, landmarks, record
 
 
-def _jpeg(image_rgb: np.ndarray, quality: int = 95) -> bytes:
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    assert ok, "OpenCV failed to encode a JPEG"
-    return data.tobytes()
-
-
 def build_celeba(out: Path, seed: int, copies_of_photos: int = 4) -> dict:
+    from mlnb.faces.replica import encode_image, write_zip
+
     entries: list[tuple[bytes, np.ndarray, dict]] = []
     for face in source_faces():
         copies = copies_of_photos if face.image.shape[0] > 200 else 1
         for copy in range(copies):
             rng = generator(seed, "replica", "celeba", face.name, copy)
             photo, landmarks, record = jitter_into_celeba_frame(face, rng)
-            entries.append((_jpeg(photo), landmarks, record))
+            entries.append((encode_image(photo), landmarks, record))
     # Deliberately bad entries, as a real scrape may have: the faces stage must record, not crash.
     truncated = entries[0][0][: len(entries[0][0]) // 3]
-    tiny = _jpeg(np.full((8, 8, 3), 128, np.uint8))
+    tiny = encode_image(np.full((8, 8, 3), 128, np.uint8))
     for data, why in ((truncated, "truncated JPEG"), (tiny, "8x8 image")):
         entries.append((data, CELEBA_MEAN_LANDMARKS.copy(), {"source": "deliberately bad", "problem": why}))
 
     names = [f"{number:06d}.jpg" for number in range(1, len(entries) + 1)]
-    with atomic_path(out / "img_align_celeba.zip") as tmp, zipfile.ZipFile(tmp, "w") as archive:
-        for name, (data, _, _) in zip(names, entries, strict=True):
-            archive.writestr(zipfile.ZipInfo(f"img_align_celeba/{name}", ZIP_DATE), data)
+    write_zip(out / "img_align_celeba.zip",
+              ((f"img_align_celeba/{name}", data) for name, (data, _, _) in zip(names, entries, strict=True)))
     with atomic_path(out / "list_landmarks_align_celeba.txt") as tmp:
         rows = [f"{name} " + " ".join(str(int(round(v))) for v in lm.ravel())
                 for name, (_, lm, _) in zip(names, entries, strict=True)]

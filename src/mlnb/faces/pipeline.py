@@ -1,8 +1,8 @@
 """Align a list of images: decode, detect, landmarks, warp, stream the results to disk.
 
 Every input gives exactly one :class:`Result`, aligned or not, with the reason:
-a bad image never stops the run. dlib's models are loaded once per job and
-shared by forked worker processes; results come back in input order and are
+a bad image never stops the run. dlib's models are loaded once per worker
+process; results come back in input order and are
 written as they arrive, so memory stays flat whatever the number of images.
 """
 
@@ -159,24 +159,32 @@ class Aligner:
         return found
 
 
-#: the Aligner of a worker process: inherited, models loaded, when workers are forked
+#: the Aligner of a worker process, built by its initializer
 _worker: Aligner | None = None
 
 
 def _start_worker(options: AlignOptions) -> None:
     global _worker
     cv2.setNumThreads(1)  # parallelism comes from the processes
-    if _worker is None:  # a spawned worker inherits nothing
-        _worker = Aligner(options)
-    _worker.reader = ItemReader()  # never share the parent's open zip files
+    _worker = Aligner(options)
 
 
 def _align_in_worker(item: Item) -> Result:
     return _worker(item)
 
 
-def _start_method() -> str:
-    return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """Workers start from a clean fork server, never by forking this process.
+
+    Forking a process whose OpenCV, OpenMP or BLAS thread pools are already running
+    can deadlock the child; the fork server has started none. Preloading this
+    module there means each worker only has to load the models (~1 s).
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
 
 
 @contextlib.contextmanager
@@ -184,11 +192,9 @@ def aligned_results(items: Sequence[Item], options: AlignOptions, workers: int =
     """Yield an iterator of the results for ``items``, in input order.
 
     ``workers`` 1 aligns in this process; more starts that many worker processes.
-    The models are loaded here first (bad options or missing models fail here, not
-    in workers a pool would restart forever); forked workers inherit them, sharing
-    the ~100 MB landmark model and starting in milliseconds.
+    The models are loaded here first either way, so bad options or missing models
+    fail here, not in workers that a pool would restart forever.
     """
-    global _worker
     if workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}")
     aligner = Aligner(options)
@@ -196,12 +202,9 @@ def aligned_results(items: Sequence[Item], options: AlignOptions, workers: int =
         if workers == 1:
             yield map(aligner, items)
             return
-        _worker = aligner
-        context = multiprocessing.get_context(_start_method())
-        with context.Pool(workers, initializer=_start_worker, initargs=(options,)) as pool:
+        with _worker_context().Pool(workers, initializer=_start_worker, initargs=(options,)) as pool:
             yield pool.imap(_align_in_worker, items, chunksize=CHUNK_SIZE)
     finally:
-        _worker = None
         aligner.reader.close()
 
 

@@ -27,6 +27,8 @@ CANVAS_WIDTH, CANVAS_HEIGHT = 178, 218
 CANVAS_FACE_CENTRE = (89.0, 122.0)
 CANVAS_FACE_WIDTH = 96.0
 LFW_SIDE, LFW_BORDER = 100, 25
+#: fixed member timestamps, so the same members always give the same zip bytes
+ZIP_DATE = (2015, 9, 28, 0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -103,5 +105,5 @@ def write_zip(path: str | Path, members: Iterable[tuple[str, bytes]]) -> Path:
     """A zip of (member name, bytes), stored uncompressed as JPEGs gain nothing from deflate."""
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
         for name, data in members:
-            archive.writestr(name, data)
+            archive.writestr(zipfile.ZipInfo(name, ZIP_DATE), data)
     return Path(path)
