@@ -26,8 +26,8 @@ rule align_faces:
         "results/benchmarks/faces/celeba/align_{shard}.tsv"
     threads: config["faces"]["threads"]
     resources:
-        # forked workers share dlib's 100 MB landmark model (2 workers: ~180 MB PSS in all)
-        mem_mb=lambda wildcards, threads: 400 + 100 * threads,
+        # each worker process holds dlib's ~100 MB landmark model
+        mem_mb=lambda wildcards, threads: 400 + 150 * threads,
         runtime=60,
     conda:
         "../../envs/mlnb.yaml"
