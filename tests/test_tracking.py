@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mlnb import tracking
+from mlnb.errors import ConfigError
 
 
 def make_args(uri, **extra):
@@ -92,3 +93,29 @@ def test_parallel_jobs_share_one_store(uri):
 def test_flatten_params_nests_and_serialises():
     assert tracking.flatten_params({"a": {"b": 1, "c": [1, 2]}, "d": None}) == {
         "a.b": "1", "a.c": "[1, 2]", "d": "None"}
+
+
+def test_stage_config_and_named_inputs_are_logged(uri, tmp_path):
+    data = tmp_path / "zip.bin"
+    data.write_bytes(b"hello")
+    parser = argparse.ArgumentParser()
+    tracking.add_tracking_arguments(parser)
+    args = parser.parse_args(["--tracking-uri", uri, "--experiment", "tests",
+                              "--stage-config", '{"faces": {"size": 64, "landmarks": "outer-eyes-nose"}}',
+                              "--input-file", f"celeba_zip={data}"])
+    with tracking.tracked_run(args, "unit", params={"shards": 2}) as tracker:
+        run_id = tracker.run_id
+    params = mlflow.MlflowClient(uri).get_run(run_id).data.params
+    assert params["config.faces.size"] == "64"
+    assert params["config.faces.landmarks"] == "outer-eyes-nose"
+    assert params["input_md5.celeba_zip"] == "5d41402abc4b2a76b9719d911017c592"
+    assert params["shards"] == "2"
+
+
+def test_malformed_input_file_is_a_clear_error(uri):
+    parser = argparse.ArgumentParser()
+    tracking.add_tracking_arguments(parser)
+    args = parser.parse_args(["--tracking-uri", uri, "--input-file", "no-equals-sign"])
+    with pytest.raises(ConfigError, match="--input-file 'no-equals-sign': expected NAME=PATH"):
+        with tracking.tracked_run(args, "unit"):
+            pass

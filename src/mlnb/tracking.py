@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from mlnb.errors import ConfigError
 from mlnb.io import file_md5
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,10 @@ def add_tracking_arguments(parser) -> None:
     group.add_argument("--experiment", default="mlnb", help="MLflow experiment name")
     group.add_argument("--run-name", default=None, help="MLflow run name")
     group.add_argument("--config-hash", default=None, help="hash of the resolved pipeline config")
+    group.add_argument("--stage-config", type=json.loads, default=None, metavar="JSON",
+                       help="the resolved config this stage ran with (logged as config.* params)")
+    group.add_argument("--input-file", action="append", default=[], metavar="NAME=PATH",
+                       help="an input whose md5 is logged as input_md5.NAME (repeatable)")
 
 
 def _retry_locked(call: Callable[..., T], *args, attempts: int = 8, **kwargs) -> T:
@@ -198,6 +203,10 @@ def tracked_run(args, run_name: str, params: Mapping[str, Any] | None = None,
     The run ends FINISHED, or FAILED when the body raises.
     """
     uri = resolve_uri(getattr(args, "tracking_uri", None))
+    params = dict(params if params is not None else _cli_params(args))
+    if getattr(args, "stage_config", None):
+        params["config"] = args.stage_config
+    inputs = {**_named_inputs(getattr(args, "input_file", [])), **(inputs or {})}
     if uri is None:
         yield Tracker()
         return
@@ -217,7 +226,7 @@ def tracked_run(args, run_name: str, params: Mapping[str, Any] | None = None,
                         tags={**provenance, **(tags or {})})
     tracker = Tracker(run.info.run_id, client)
     try:
-        tracker.log_params(params if params is not None else _cli_params(args))
+        tracker.log_params(params)
         if inputs:
             tracker.log_params({f"input_md5.{k}": file_md5(v) for k, v in inputs.items()})
         yield tracker
@@ -227,6 +236,16 @@ def tracked_run(args, run_name: str, params: Mapping[str, Any] | None = None,
     _retry_locked(client.set_terminated, run.info.run_id, "FINISHED")
 
 
+def _named_inputs(pairs: Iterable[str]) -> dict[str, str]:
+    named = {}
+    for pair in pairs:
+        name, separator, path = pair.partition("=")
+        if not separator or not name or not path:
+            raise ConfigError(f"--input-file {pair!r}: expected NAME=PATH")
+        named[name] = path
+    return named
+
+
 def _cli_params(args) -> dict[str, Any]:
-    skip = {"tracking_uri", "experiment", "run_name", "config_hash"}
+    skip = {"tracking_uri", "experiment", "run_name", "config_hash", "stage_config", "input_file"}
     return {k: v for k, v in vars(args).items() if k not in skip}

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import sqlite3
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,8 +61,6 @@ def test_bad_config_names_the_key(workdir, override, message):
     (workdir / "bad.yaml").write_text(override)
     result = snakemake("-n", "--configfile", "bad.yaml", cwd=workdir)
     assert result.returncode != 0
-    import re
-
     assert re.search(message, result.stdout + result.stderr, re.DOTALL), result.stdout + result.stderr
 
 
@@ -75,13 +76,28 @@ def test_offline_demo_runs_end_to_end(workdir):
     assert (results / "reports" / "data" / "summary.json").is_file()
     for name in ("mnist", "celeba", "heart"):
         assert (results / "reports" / "data" / f"{name}_preview.png").stat().st_size > 0
+    # Every CelebA image is accounted for in the faces manifest, in index order.
+    index = [row["member"] for row in csv.DictReader(open(results / "data" / "celeba" / "index.csv"))]
+    manifest = list(csv.DictReader(open(results / "faces" / "celeba" / "manifest.csv")))
+    assert [row["source"] for row in manifest] == index
+    faces = np.load(results / "faces" / "celeba" / "faces.npy", mmap_mode="r")
+    assert faces.shape[1:] == (64, 64, 3) and faces.dtype == np.uint8
+    assert faces.shape[0] == sum(row["status"] == "aligned" for row in manifest) > 0.8 * len(index)
+    # Every MRI case has its augmented copies.
+    augmented = list(csv.DictReader(open(results / "augmented" / "heart" / "manifest.csv")))
+    assert len(augmented) == 4 * 2
     # No temporary or partial file is left anywhere.
     assert not [p for p in results.rglob("*") if ".part" in p.name]
     # Every MLflow run finished.
     with sqlite3.connect(results / "mlflow" / "mlflow.db") as db:
-        statuses = db.execute("select name, status from runs").fetchall()
-    assert statuses and all(status == "FINISHED" for _, status in statuses), statuses
-    assert "data" in {name for name, _ in statuses}
+        statuses = dict(db.execute("select name, status from runs").fetchall())
+        params = db.execute("select r.name, p.key from params p join runs r on p.run_uuid = r.run_uuid").fetchall()
+        tags = db.execute("select r.name, t.key from tags t join runs r on t.run_uuid = r.run_uuid").fetchall()
+    assert statuses == {"data": "FINISHED", "faces-celeba": "FINISHED", "augment-heart": "FINISHED"}
+    for run in statuses:  # provenance and the resolved config of every run
+        assert {(run, "git_commit"), (run, "config_hash"), (run, "version.torch")} <= set(tags)
+        assert any(name == run and key.startswith("config.") for name, key in params), run
+        assert any(name == run and key.startswith("input_md5.") for name, key in params), run
 
     again = snakemake(*args, cwd=workdir, timeout=300)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

@@ -63,6 +63,7 @@ rule gather_augment:
     input:
         EXPERIMENT_MARKER,
         records=augment_records,
+        index="results/data/heart/index.csv",
     output:
         manifest=f"{AUGMENT_DIR}/manifest.csv",
     log:
@@ -70,6 +71,7 @@ rule gather_augment:
     conda:
         "../../envs/mlnb.yaml"
     params:
-        tracking=tracking_args("augment-heart"),
+        tracking=tracking_args("augment-heart", "augment", "seed"),
     shell:
-        "mlnb gather-augment {input.records} --manifest {output.manifest} {params.tracking} > {log} 2>&1"
+        "mlnb gather-augment {input.records} --manifest {output.manifest} {params.tracking} "
+        "--input-file heart_index={input.index} > {log} 2>&1"

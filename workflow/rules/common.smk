@@ -3,6 +3,7 @@
 import csv
 import hashlib
 import json
+import shlex
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -23,11 +24,16 @@ TRACKING_URI = config["mlflow"]["tracking_uri"] or "default"
 EXPERIMENT_MARKER = "results/mlflow/experiment.json"
 
 
-def tracking_args(run_name):
-    """Command-line arguments that make a stage log one MLflow run."""
+def tracking_args(run_name, *sections):
+    """Command-line arguments that make a stage log one MLflow run.
+
+    ``sections`` name the config sections the stage ran with; they are logged as
+    its resolved parameters (``config.<section>.<key>``).
+    """
+    stage_config = json.dumps({section: config[section] for section in sections}, sort_keys=True)
     return (
         f"--tracking-uri '{TRACKING_URI}' --experiment '{config['mlflow']['experiment']}' "
-        f"--run-name '{run_name}' --config-hash {CONFIG_HASH}"
+        f"--run-name '{run_name}' --config-hash {CONFIG_HASH} --stage-config {shlex.quote(stage_config)}"
     )
 
 

@@ -48,6 +48,8 @@ rule gather_faces:
         EXPERIMENT_MARKER,
         faces=[f"{shard}/faces.npy" for shard in FACES_SHARD_DIRS],
         manifests=[f"{shard}/manifest.csv" for shard in FACES_SHARD_DIRS],
+        images=raw("celeba", "images"),
+        index="results/data/celeba/index.csv",
     output:
         faces=f"{FACES_DIR}/faces.npy",
         manifest=f"{FACES_DIR}/manifest.csv",
@@ -66,7 +68,8 @@ rule gather_faces:
         shards=lambda wildcards, input: [str(Path(faces).parent) for faces in input.faces],
         out=lambda wildcards, output: Path(output.faces).parent,
         preview=config["faces"]["preview"],
-        tracking=tracking_args("faces-celeba"),
+        tracking=tracking_args("faces-celeba", "faces"),
     shell:
         "mlnb gather-faces {params.shards} --out {params.out} --preview {params.preview} "
-        "{params.tracking} > {log} 2>&1"
+        "{params.tracking} --input-file celeba_zip={input.images} --input-file celeba_index={input.index} "
+        "> {log} 2>&1"
