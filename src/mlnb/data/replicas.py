@@ -34,6 +34,7 @@ import numpy as np
 from mlnb.data.celeba import LANDMARK_COLUMNS
 from mlnb.data.mnist import write_idx
 from mlnb.errors import DataError
+from mlnb.faces.align import celeba_points, similarity_transform
 from mlnb.io import atomic_path
 from mlnb.rng import generator
 
@@ -83,14 +84,9 @@ class SourceFace:
     landmarks: np.ndarray  # 5x2: eyes, nose, mouth corners (CelebA's order)
 
 
-def _five_points(shape68: np.ndarray) -> np.ndarray:
-    """CelebA's five landmarks from dlib's 68: eye centres, nose tip, mouth corners."""
-    return np.stack([shape68[36:42].mean(0), shape68[42:48].mean(0), shape68[30], shape68[48], shape68[54]])
-
-
 def source_faces(lfw_count: int = 100) -> Iterator[SourceFace]:
     """Package-shipped face photos whose landmarks dlib finds (others are skipped)."""
-    from mlnb.faces.detect import FaceLandmarker
+    from mlnb.faces.detect import FaceLandmarker  # loads dlib: only for this replica
     from mlnb.faces.replica import face_photos
 
     landmarker = FaceLandmarker(upsamples=(0, 1))
@@ -98,13 +94,12 @@ def source_faces(lfw_count: int = 100) -> Iterator[SourceFace]:
         gray = cv2.cvtColor(photo.image, cv2.COLOR_RGB2GRAY)
         face = landmarker.find_face(gray)
         if face is not None:
-            yield SourceFace(photo.name, photo.image, _five_points(landmarker.landmarks(gray, face.box)))
+            yield SourceFace(photo.name, photo.image, celeba_points(landmarker.landmarks(gray, face.box)))
 
 
 def jitter_into_celeba_frame(face: SourceFace, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
     """Map a face onto CelebA's mean landmarks, then jitter it (rotation, scale, shift, background)."""
-    to_mean, _ = cv2.estimateAffinePartial2D(face.landmarks.astype(np.float32),
-                                             CELEBA_MEAN_LANDMARKS.astype(np.float32))
+    to_mean = similarity_transform(face.landmarks, CELEBA_MEAN_LANDMARKS)
     angle = float(rng.uniform(-20, 20))
     scale = float(rng.uniform(0.85, 1.15))
     shift = rng.uniform(-8, 8, size=2)

@@ -68,10 +68,15 @@ def template_points(indices: tuple[int, ...], size: int) -> np.ndarray:
     return size * minmax_template()[list(indices)]
 
 
+def celeba_points(points68: np.ndarray) -> np.ndarray:
+    """CelebA's five landmarks (5x2: eye centres, nose tip, mouth corners) from 68 dlib-ordered points."""
+    points68 = np.asarray(points68, dtype=np.float64)
+    return np.array([points68[list(group)].mean(axis=0) for group in CELEBA_TEMPLATE_GROUPS])
+
+
 def celeba_template_points(size: int) -> np.ndarray:
     """Where CelebA's five landmarks land in a ``size`` x ``size`` aligned face (5x2)."""
-    template = minmax_template()
-    return size * np.array([template[list(group)].mean(axis=0) for group in CELEBA_TEMPLATE_GROUPS])
+    return size * celeba_points(minmax_template())
 
 
 def openface_affine(landmarks: np.ndarray, indices: tuple[int, int, int], size: int) -> np.ndarray:
