@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import importlib.util
 import os
 import tempfile
 from collections.abc import Iterator
@@ -49,3 +50,20 @@ def file_md5(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
         for chunk in iter(functools.partial(handle.read, chunk_size), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def package_file(package: str, *parts: str) -> Path:
+    """A file shipped inside an installed package, found without importing the package.
+
+    (Some packages cannot be imported here: face_recognition_models needs the
+    pkg_resources that current setuptools no longer has.)
+    """
+    from mlnb.errors import DataError
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise DataError(f"package {package!r} is not installed (needed for {'/'.join(parts)})")
+    path = Path(spec.origin).parent.joinpath(*parts)
+    if not path.exists():
+        raise DataError(f"{path}: file missing from installed package {package!r}")
+    return path

@@ -20,7 +20,6 @@ same replica. ``replica_record.json`` beside each replica records what was done.
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import io
 import json
 import tarfile
@@ -35,7 +34,7 @@ from mlnb.data.celeba import LANDMARK_COLUMNS
 from mlnb.data.mnist import write_idx
 from mlnb.errors import DataError
 from mlnb.faces.align import celeba_points, similarity_transform
-from mlnb.io import atomic_path
+from mlnb.io import atomic_path, package_file
 from mlnb.rng import generator
 
 CELEBA_SIZE = (178, 218)  # width, height of img_align_celeba images
@@ -44,16 +43,6 @@ CELEBA_MEAN_LANDMARKS = np.array(
     [[69.0, 111.0], [107.0, 111.0], [88.0, 134.0], [71.0, 152.0], [105.0, 152.0]]
 )
 DATASETS = ("mnist", "celeba", "heart")
-
-
-def package_file(package: str, *parts: str) -> Path:
-    spec = importlib.util.find_spec(package)
-    if spec is None or spec.origin is None:
-        raise DataError(f"package {package!r} is not installed (needed for the offline replica)")
-    path = Path(spec.origin).parent.joinpath(*parts)
-    if not path.exists():
-        raise DataError(f"{path}: file missing from installed package {package!r}")
-    return path
 
 
 # --------------------------------------------------------------------------- MNIST

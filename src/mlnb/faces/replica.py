@@ -9,7 +9,6 @@ CelebA's aligned images have it. scikit-image is the optional ``demo`` extra.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import zipfile
 from collections.abc import Iterable
@@ -20,7 +19,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from mlnb.io import atomic_path
+from mlnb.io import atomic_path, package_file
 
 CANVAS_WIDTH, CANVAS_HEIGHT = 178, 218
 #: where a CelebA face sits: centre of dlib's face box and its width, in canvas pixels
@@ -41,8 +40,7 @@ class FacePhoto:
 
 
 def grace_hopper_path() -> Path:
-    spec = importlib.util.find_spec("matplotlib")
-    return Path(spec.origin).parent / "mpl-data" / "sample_data" / "grace_hopper.jpg"
+    return package_file("matplotlib", "mpl-data", "sample_data", "grace_hopper.jpg")
 
 
 def lfw_photo(face: np.ndarray, name: str) -> FacePhoto:
