@@ -25,6 +25,13 @@ def test_mnist_replica_is_real_mnist_in_idx(tmp_path):
     assert np.bincount(np.concatenate([y_train, y_test])).tolist() == [500] * 10
 
 
+def test_mnist_replica_same_seed_same_bytes(tmp_path):
+    replicas.build("mnist", tmp_path / "a", seed=5)
+    replicas.build("mnist", tmp_path / "b", seed=5)
+    for path in sorted((tmp_path / "a").glob("*.gz")):
+        assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name
+
+
 def test_same_seed_same_bytes(tmp_path, celeba_replica):
     replicas.build("celeba", tmp_path, seed=5)
     for name in ("img_align_celeba.zip", "list_landmarks_align_celeba.txt", "list_eval_partition.txt"):

@@ -60,7 +60,9 @@ def write_idx(array: np.ndarray, path: str | os.PathLike) -> None:
     """Write a uint8 array as a gzipped IDX file (used to build the offline replica)."""
     array = np.ascontiguousarray(array, dtype=np.uint8)
     header = bytes([0, 0, UBYTE, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    with atomic_path(path) as tmp, gzip.GzipFile(tmp, "wb", mtime=0) as handle:
+    # No file name and no time stamp in the gzip header: the same array gives the same bytes.
+    with atomic_path(path) as tmp, open(tmp, "wb") as raw, \
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as handle:
         handle.write(header + array.tobytes())
 
 
