@@ -24,16 +24,41 @@ def snakemake(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Complet
                           capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture()
-def workdir(tmp_path):
-    """A copy of the workflow in a fresh folder, so results/ starts empty."""
+DEMO_ARGS = ("--cores", "2", "--configfile", "workflow/config/demo.yaml",
+             "--workflow-profile", "workflow/profiles/default")
+
+
+def copy_workflow(folder: Path) -> Path:
+    """A copy of the workflow in ``folder``, so its results/ starts empty."""
     for name in WORKFLOW_FILES:
         source = REPO / name
         if source.is_dir():
-            shutil.copytree(source, tmp_path / name)
+            shutil.copytree(source, folder / name)
         else:
-            shutil.copy2(source, tmp_path / name)
-    return tmp_path
+            shutil.copy2(source, folder / name)
+    return folder
+
+
+@pytest.fixture()
+def workdir(tmp_path):
+    return copy_workflow(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    """The offline demo, run once for the tests below."""
+    folder = copy_workflow(tmp_path_factory.mktemp("demo"))
+    result = snakemake(*DEMO_ARGS, cwd=folder, timeout=1500)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    return folder
+
+
+def pipeline_outputs(folder: Path) -> dict[str, bytes]:
+    """Every output file except MLflow's store, logs and timings, by relative path."""
+    volatile = {"mlflow", "logs", "benchmarks"}
+    results = folder / "results"
+    return {str(path.relative_to(results)): path.read_bytes() for path in sorted(results.rglob("*"))
+            if path.is_file() and not volatile & set(path.relative_to(results).parts)}
 
 
 def test_lint_is_clean():
@@ -65,13 +90,8 @@ def test_bad_config_names_the_key(workdir, override, message):
 
 
 @pytest.mark.slow
-def test_offline_demo_runs_end_to_end(workdir):
-    args = ("--cores", "2", "--configfile", "workflow/config/demo.yaml",
-            "--workflow-profile", "workflow/profiles/default")
-    result = snakemake(*args, cwd=workdir, timeout=1500)
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
-
-    results = workdir / "results"
+def test_offline_demo_runs_end_to_end(demo_dir):
+    results = demo_dir / "results"
     assert (results / "data" / "mnist" / "mnist.npz").is_file()
     assert (results / "reports" / "data" / "summary.json").is_file()
     for name in ("mnist", "celeba", "heart"):
@@ -99,5 +119,17 @@ def test_offline_demo_runs_end_to_end(workdir):
         assert any(name == run and key.startswith("config.") for name, key in params), run
         assert any(name == run and key.startswith("input_md5.") for name, key in params), run
 
-    again = snakemake(*args, cwd=workdir, timeout=300)
+    again = snakemake(*DEMO_ARGS, cwd=demo_dir, timeout=300)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_same_config_and_seed_give_byte_identical_outputs(demo_dir, tmp_path):
+    second = copy_workflow(tmp_path)
+    result = snakemake(*DEMO_ARGS, cwd=second, timeout=1500)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    first_outputs, second_outputs = pipeline_outputs(demo_dir), pipeline_outputs(second)
+    assert first_outputs.keys() == second_outputs.keys()
+    assert len(first_outputs) > 50
+    differing = [name for name in first_outputs if first_outputs[name] != second_outputs[name]]
+    assert differing == []
