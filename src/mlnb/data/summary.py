@@ -61,6 +61,18 @@ def overlay(image_slice: np.ndarray, label_slice: np.ndarray, alpha: float = 0.4
     return np.round(mixed).astype(np.uint8)
 
 
+def fit_into_square(image: np.ndarray, side: int) -> np.ndarray:
+    """Scale ``image`` to fit a ``side`` x ``side`` tile, keeping its aspect ratio (black padding)."""
+    height, width = image.shape[:2]
+    scale = side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resized = cv2.resize(image, size, interpolation=cv2.INTER_NEAREST)
+    tile = np.zeros((side, side, *image.shape[2:]), image.dtype)
+    top, left = (side - size[1]) // 2, (side - size[0]) // 2
+    tile[top:top + size[1], left:left + size[0]] = resized
+    return tile
+
+
 def heart_summary(index_path: Path, tile: int = 160) -> tuple[dict, np.ndarray]:
     with open(index_path, newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -74,7 +86,7 @@ def heart_summary(index_path: Path, tile: int = 160) -> tuple[dict, np.ndarray]:
             label_voxels[int(value)] = label_voxels.get(int(value), 0) + int(count)
         middle = image.shape[2] // 2
         view = overlay(np.rot90(image[:, :, middle]), np.rot90(label[:, :, middle]))
-        tiles.append(cv2.resize(view, (tile, tile), interpolation=cv2.INTER_NEAREST))
+        tiles.append(fit_into_square(view, tile))
     stats.update({f"label_{value}_voxels": count for value, count in sorted(label_voxels.items())})
     return stats, image_grid(np.stack(tiles), columns=min(len(tiles), 5))
 

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import numpy as np
+
+from mlnb.data import msd, replicas, summary
+
+
+def test_mnist_summary_counts_classes(tmp_path):
+    images = np.zeros((12, 28, 28), np.uint8)
+    images[:, 10:18, 10:18] = 255
+    labels = np.array([0, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9], np.uint8)
+    np.savez(tmp_path / "m.npz", x_train=images, y_train=labels, x_test=images[:2], y_test=labels[:2])
+    stats, preview = summary.mnist_summary(tmp_path / "m.npz")
+    assert stats["train_images"] == 12 and stats["test_images"] == 2
+    assert stats["train_class_1"] == 2 and stats["train_class_9"] == 2 and stats["train_class_0"] == 1
+    assert stats["pixel_mean"] == 255 * 64 / 784
+    assert preview.dtype == np.uint8 and preview.shape == (10 * 30 + 2, 10 * 30 + 2)
+
+
+def test_heart_summary_counts_label_voxels(tmp_path):
+    replicas.build("heart", tmp_path / "replica", seed=2)
+    rows = msd.prepare(tmp_path / "replica" / "Task02_Heart.tar", tmp_path / "x", tmp_path / "index.csv")
+    stats, preview = summary.heart_summary(tmp_path / "index.csv", tile=64)
+    assert stats["cases"] == len(rows) == 4
+    assert sum(v for k, v in stats.items() if k.startswith("label_")) == 4 * 88 * 104 * 40
+    assert preview.shape[2] == 3
+
+
+def test_fit_into_square_keeps_aspect():
+    image = np.full((20, 40, 3), 200, np.uint8)
+    tile = summary.fit_into_square(image, 80)
+    assert tile.shape == (80, 80, 3)
+    assert (tile[:, :, 0] == 200).sum() == 80 * 40  # 40 rows of 80 filled, the rest padding
+    assert tile[0, 0, 0] == 0 and tile[40, 40, 0] == 200
+
+
+def test_overlay_leaves_background_grey():
+    image = np.arange(16, dtype=np.float32).reshape(4, 4)
+    labels = np.zeros((4, 4), np.int64)
+    labels[0, 0] = 1
+    out = summary.overlay(image, labels)
+    assert np.all(out[1:, :, 0] == out[1:, :, 1]) and np.all(out[1:, :, 1] == out[1:, :, 2])
+    assert not (out[0, 0, 0] == out[0, 0, 1] == out[0, 0, 2])
