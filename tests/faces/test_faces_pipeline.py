@@ -101,3 +101,20 @@ def test_celeba_fallback_crops_nearly_what_dlib_crops(replica_faces, aligner):
             mapped = align.apply_affine(fallback, result.landmarks[indices])
             distances.append(np.linalg.norm(mapped - align.template_points(tuple(indices), 64), axis=1).mean())
     assert np.mean(distances) < 3.0
+
+
+def test_a_dead_worker_fails_the_job_clearly():
+    from concurrent.futures.process import BrokenProcessPool
+
+    from mlnb.errors import MlnbError
+    from mlnb.faces.pipeline import _until_a_worker_dies
+
+    def results():
+        yield "first"
+        raise BrokenProcessPool("a child process terminated abruptly")
+
+    passed = []
+    with pytest.raises(MlnbError, match="worker process died"):
+        for result in _until_a_worker_dies(results()):
+            passed.append(result)
+    assert passed == ["first"]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 import os
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -21,7 +23,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from mlnb.errors import ConfigError
+from mlnb.errors import ConfigError, MlnbError
 from mlnb.faces import align
 from mlnb.faces.detect import Face, FaceLandmarker, upsample_levels
 from mlnb.faces.images import BadImage, decode_bgr
@@ -187,6 +189,18 @@ def _worker_context() -> multiprocessing.context.BaseContext:
     return context
 
 
+def _until_a_worker_dies(results: Iterator[Result]) -> Iterator[Result]:
+    """Pass results through; a dead worker (crash, out of memory) fails the job clearly.
+
+    (multiprocessing.Pool would replace the worker and wait forever for its chunk.)
+    """
+    try:
+        yield from results
+    except BrokenProcessPool as error:
+        raise MlnbError("a face-alignment worker process died (a crash in dlib/OpenCV, or killed for memory); "
+                        "nothing was written, rerun the job or lower --workers/--upsample") from error
+
+
 @contextlib.contextmanager
 def aligned_results(items: Sequence[Item], options: AlignOptions, workers: int = 1) -> Iterator[Iterator[Result]]:
     """Yield an iterator of the results for ``items``, in input order.
@@ -202,8 +216,9 @@ def aligned_results(items: Sequence[Item], options: AlignOptions, workers: int =
         if workers == 1:
             yield map(aligner, items)
             return
-        with _worker_context().Pool(workers, initializer=_start_worker, initargs=(options,)) as pool:
-            yield pool.imap(_align_in_worker, items, chunksize=CHUNK_SIZE)
+        with ProcessPoolExecutor(workers, mp_context=_worker_context(), initializer=_start_worker,
+                                 initargs=(options,)) as pool:
+            yield _until_a_worker_dies(pool.map(_align_in_worker, items, chunksize=CHUNK_SIZE))
     finally:
         aligner.reader.close()
 
