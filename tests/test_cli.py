@@ -27,3 +27,4 @@ def test_data_error_is_one_clean_line(tmp_path):
     assert "Traceback" not in result.stderr
     assert f"{bad}: cannot read IDX file" in result.stderr
     assert not (tmp_path / "m.npz").exists()
+

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 
 from mlnb.errors import MlnbError
@@ -39,8 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_sigterm(signum, frame) -> None:
+    """Turn SIGTERM (Snakemake or Slurm stopping a job) into SystemExit, so cleanups run."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parser = build_parser()
     # Parse only up to the command name, then let the command's module build its own parser.
     top, rest = parser.parse_known_args(argv)

@@ -294,3 +294,23 @@ def test_cli_fetch_writes_the_file_and_reports_errors_cleanly(file_server, tmp_p
     assert cli.main([*common, "--url", file_server.url("/data.bin"), "--md5", "0" * 32]) == 2
     assert not dest.exists()
 
+
+def test_sigterm_leaves_no_partial_file(tmp_path, file_server):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    file_server.files["/slow.bin"] = b"x" * 1000
+    file_server.stall["/slow.bin"] = 20.0
+    out = tmp_path / "out" / "slow.bin"
+    process = subprocess.Popen([sys.executable, "-m", "mlnb.cli", "fetch", "--url", file_server.url("/slow.bin"),
+                                "--out", str(out), "--timeout", "30", "--retries", "0", "--no-progress"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 15
+    while not (out.parent.exists() and any(out.parent.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert any(out.parent.iterdir()), "the download never started"
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=15) == 128 + signal.SIGTERM
+    assert list(out.parent.iterdir()) == []
