@@ -80,6 +80,7 @@ def test_dry_run_plans_the_real_config(workdir):
         ("data:\n  celeba:\n    files:\n      images:\n        url: x\n        md5: nothex\n",
          r"'nothex' does not match.*\['data'\]\['celeba'\]\['files'\]\['images'\]\['md5'\]"),
         ("augment:\n  min_transforms: 4\n  max_transforms: 2\n", r"augment\.min_transforms \(4\) exceeds"),
+        ("augment:\n  scale_range: [1.2, 0.9]\n", r"augment\.scale_range: low \(1\.2\) exceeds high \(0\.9\)"),
     ],
 )
 def test_bad_config_names_the_key(workdir, override, message):

@@ -11,6 +11,11 @@ from snakemake.utils import validate
 
 validate(config, schema="../schemas/config.schema.yaml")
 
+for key in ("scale_range", "intensity_range"):
+    low, high = config["augment"][key]
+    if low > high:
+        raise ValueError(f"config key augment.{key}: low ({low}) exceeds high ({high})")
+
 if config["augment"]["min_transforms"] > config["augment"]["max_transforms"]:
     raise ValueError(
         "config key augment.min_transforms "
@@ -32,8 +37,8 @@ def tracking_args(run_name, *sections):
     """
     stage_config = json.dumps({section: config[section] for section in sections}, sort_keys=True)
     return (
-        f"--tracking-uri '{TRACKING_URI}' --experiment '{config['mlflow']['experiment']}' "
-        f"--run-name '{run_name}' --config-hash {CONFIG_HASH} --stage-config {shlex.quote(stage_config)}"
+        f"--tracking-uri {shlex.quote(TRACKING_URI)} --experiment {shlex.quote(config['mlflow']['experiment'])} "
+        f"--run-name {shlex.quote(run_name)} --config-hash {CONFIG_HASH} --stage-config {shlex.quote(stage_config)}"
     )
 
 
@@ -49,8 +54,8 @@ def source_inputs(dataset, name):
 
 def source_args(dataset, name):
     entry = config["data"][dataset]["files"][name]
-    args = [f"--url '{entry['url']}'"]
-    args += [f"--mirror '{mirror}'" for mirror in entry.get("mirrors", [])]
+    args = [f"--url {shlex.quote(entry['url'])}"]
+    args += [f"--mirror {shlex.quote(mirror)}" for mirror in entry.get("mirrors", [])]
     if entry["md5"]:
         args.append(f"--md5 {entry['md5']}")
     return " ".join(args)

@@ -26,8 +26,8 @@ rule align_faces:
         "results/benchmarks/faces/celeba/align_{shard}.tsv"
     threads: config["faces"]["threads"]
     resources:
-        # each worker process holds dlib's ~100 MB landmark model
-        mem_mb=lambda wildcards, threads: 400 + 150 * threads,
+        # each worker holds dlib's ~100 MB model and the zip's directory (~125 MB for CelebA)
+        mem_mb=lambda wildcards, threads: 600 + 350 * threads,
         runtime=60,
     conda:
         "../../envs/mlnb.yaml"

@@ -12,5 +12,5 @@ rule init_tracking:
         uri=TRACKING_URI,
         experiment=config["mlflow"]["experiment"],
     shell:
-        "mlnb init-tracking --tracking-uri '{params.uri}' --experiment '{params.experiment}' "
+        "mlnb init-tracking --tracking-uri {params.uri:q} --experiment {params.experiment:q} "
         "--out {output} > {log} 2>&1"

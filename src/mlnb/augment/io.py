@@ -140,6 +140,12 @@ def write_segmentation(augmented: Augmented, source: ImageFile, out: Path) -> No
 
 def _write_nifti(data: np.ndarray, grid: np.ndarray, source: ImageFile, out: Path) -> None:
     header = source.nifti.header.copy()
+    # Fields that describe the source's values or slices would be wrong for the output:
+    # display range (values are rescaled) and slice timing (slices are resampled).
+    header["cal_min"] = header["cal_max"] = 0
+    if data.shape[2:3] != source.nifti.shape[2:3]:
+        header["slice_start"] = header["slice_end"] = header["slice_code"] = 0
+        header["slice_duration"] = 0
     affine = source.nifti.affine @ grid
     image = type(source.nifti)(data, affine, header=header)
     image.set_data_dtype(data.dtype)
