@@ -30,3 +30,7 @@ def test_torch_seed_is_stable_and_fits():
     seed = torch_seed(7, "dcgan", 0)
     assert seed == torch_seed(7, "dcgan", 0) != torch_seed(7, "dcgan", 1)
     assert 0 <= seed < 2**63
+
+
+def test_numpy_integer_keys_equal_python_ints():
+    np.testing.assert_array_equal(generator(7, "a", np.int64(3)).random(3), generator(7, "a", 3).random(3))

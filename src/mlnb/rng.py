@@ -8,13 +8,15 @@ always give the same stream, independent of job order or parallelism.
 from __future__ import annotations
 
 import hashlib
+import numbers
+import operator
 
 import numpy as np
 
 
 def _key_to_int(key: object) -> int:
-    if isinstance(key, int) and key >= 0:
-        return key
+    if isinstance(key, numbers.Integral) and not isinstance(key, bool) and key >= 0:
+        return operator.index(key)  # numpy integers too, whatever their repr
     digest = hashlib.sha256(repr(key).encode()).digest()
     return int.from_bytes(digest[:8], "little")
 

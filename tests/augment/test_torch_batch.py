@@ -94,3 +94,13 @@ def test_what_the_batch_path_refuses():
         augment_batch(images, None, [[], []], order=5)
     with pytest.raises(ConfigError, match="N chains"):
         augment_batch(images, None, [[]])
+
+
+def test_batch_values_stay_within_each_input_range_and_three_slice_volumes():
+    images = torch.zeros(2, 3, 40, 40)
+    images[:, :, 10:30, 10:30] = 1.0  # sharp edges: cubic sampling overshoots them
+    images[1] *= 5.0
+    out, _ = augment_batch(images, None, [[Rotate(7.5), Scale(1.1)]] * 2, order=3, kind="volume")
+    assert out[0].min() >= 0 and out[0].max() <= 1.0
+    assert out[1].min() >= 0 and out[1].max() <= 5.0
+    assert out.shape == images.shape

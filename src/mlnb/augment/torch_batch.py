@@ -82,15 +82,19 @@ def _resample_slices(batch: torch.Tensor, slices: int, order: int) -> torch.Tens
 
 
 def augment_batch(images: torch.Tensor, segs: torch.Tensor | None, chains: Sequence[Sequence[Transform]],
-                  order: int = 3) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Apply ``chains[i]`` to item i of ``images`` (N, depth, H, W) and of ``segs``; return both."""
+                  order: int = 3, kind: str | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Apply ``chains[i]`` to item i of ``images`` (N, depth, H, W) and of ``segs``; return both.
+
+    ``kind`` ("grey", "rgb" or "volume") defaults to what the depth suggests (1 grey,
+    3 RGB, else volume); pass "volume" for a 3-slice volume.
+    """
     if images.ndim != 4 or len(chains) != len(images):
         raise ConfigError(f"augment_batch needs (N, depth, H, W) images and N chains, got shape "
                           f"{tuple(images.shape)} and {len(chains)} chains")
     if order not in GRID_SAMPLE_MODES:
         raise ConfigError(f"the torch path samples with order 0, 1 or 3, not {order}")
     count, depth, *plane = images.shape
-    kind = _kind(depth)
+    kind = kind or _kind(depth)
     plans = _plans(chains, tuple(plane), depth, kind)
     plane_out, slices = plans[0].plane, plans[0].slices
     per_slice = any(len(plan.forward) > 1 for plan in plans)
@@ -102,6 +106,10 @@ def augment_batch(images: torch.Tensor, segs: torch.Tensor | None, chains: Seque
     value_maps = torch.tensor([plan.value_map(lo, hi) for plan, lo, hi in zip(plans, low, high, strict=True)],
                               device=images.device, dtype=images.dtype)
     out = _resample_slices(_sample(images, thetas, plane_out, GRID_SAMPLE_MODES[order], per_slice), slices, order)
+    # As in the fused engine: no cubic overshoot beyond each item's input range.
+    as_column = {"device": images.device, "dtype": images.dtype}
+    out = torch.clamp(out, torch.tensor(low, **as_column)[:, None, None, None],
+                      torch.tensor(high, **as_column)[:, None, None, None])
     out = out * value_maps[:, 0, None, None, None] + value_maps[:, 1, None, None, None]
 
     if segs is None:

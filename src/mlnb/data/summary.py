@@ -12,6 +12,7 @@ import nibabel as nib
 import numpy as np
 
 from mlnb import tracking
+from mlnb.errors import DataError
 from mlnb.io import atomic_path
 from mlnb.preview import image_grid, to_uint8
 
@@ -51,6 +52,8 @@ def celeba_summary(index_path: Path, zip_path: Path, preview_count: int = 64) ->
                 tiles.append(cv2.cvtColor(cv2.resize(image, (89, 109), interpolation=cv2.INTER_AREA),
                                           cv2.COLOR_BGR2RGB))
     stats["preview_decoded"] = len(tiles)
+    if not tiles:
+        raise DataError(f"{zip_path}: none of the first images decodes as a 178x218 JPEG; is this img_align_celeba.zip?")
     return stats, image_grid(np.stack(tiles), columns=8)
 
 
@@ -111,7 +114,9 @@ def run(args) -> int:
     with tracking.tracked_run(args, "data", inputs=inputs) as tracker:
         for name, (stats, preview) in summaries.items():
             with atomic_path(args.out / f"{name}_preview.png") as tmp:
-                cv2.imwrite(str(tmp), cv2.cvtColor(preview, cv2.COLOR_RGB2BGR) if preview.ndim == 3 else preview)
+                bgr = cv2.cvtColor(preview, cv2.COLOR_RGB2BGR) if preview.ndim == 3 else preview
+                if not cv2.imwrite(str(tmp), bgr):
+                    raise DataError(f"{args.out / f'{name}_preview.png'}: OpenCV could not write the preview")
             tracker.log_metrics({f"{name}.{key}": value for key, value in stats.items()})
             tracker.log_image(preview, f"previews/{name}.png")
         summary = {name: stats for name, (stats, _) in summaries.items()}
