@@ -118,3 +118,13 @@ def test_a_dead_worker_fails_the_job_clearly():
         for result in _until_a_worker_dies(results()):
             passed.append(result)
     assert passed == ["first"]
+
+
+def test_bad_options_fail_before_workers_start():
+    from mlnb.errors import ConfigError
+    from mlnb.faces.pipeline import AlignOptions, aligned_results
+
+    options = AlignOptions(size=64, landmarks="no-such-set", upsample=0, min_side=32)
+    with pytest.raises(ConfigError, match="unknown landmark set 'no-such-set'"):
+        with aligned_results([], options, workers=2):
+            pass

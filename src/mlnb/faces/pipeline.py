@@ -27,6 +27,7 @@ from mlnb.errors import ConfigError, MlnbError
 from mlnb.faces import align
 from mlnb.faces.detect import Face, FaceLandmarker, upsample_levels
 from mlnb.faces.images import BadImage, decode_bgr
+from mlnb.faces.models import SHAPE_PREDICTOR_68, model_path
 from mlnb.faces.packing import stream_npy
 from mlnb.faces.sources import Item, ItemReader
 from mlnb.io import atomic_path
@@ -105,6 +106,13 @@ def parse_landmarks(text: str) -> np.ndarray:
 def parse_matrix(row: dict[str, str]) -> np.ndarray:
     """A manifest row's 2x3 alignment transform (input pixels -> aligned face pixels)."""
     return np.array([float(row[column]) for column in MATRIX_COLUMNS]).reshape(2, 3)
+
+
+def check_options(options: AlignOptions) -> None:
+    """Raise the error an Aligner would for these options, without loading the models."""
+    align.landmark_indices(options.landmarks)
+    upsample_levels(options.upsample)
+    model_path(SHAPE_PREDICTOR_68)
 
 
 class Aligner:
@@ -205,22 +213,23 @@ def _until_a_worker_dies(results: Iterator[Result]) -> Iterator[Result]:
 def aligned_results(items: Sequence[Item], options: AlignOptions, workers: int = 1) -> Iterator[Iterator[Result]]:
     """Yield an iterator of the results for ``items``, in input order.
 
-    ``workers`` 1 aligns in this process; more starts that many worker processes.
-    The models are loaded here first either way, so bad options or missing models
-    fail here, not in workers that a pool would restart forever.
+    ``workers`` 1 aligns in this process; more starts that many worker processes,
+    each loading the models once. Options and model files are checked here first,
+    so a mistake fails with its own message rather than as a broken pool.
     """
     if workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}")
-    aligner = Aligner(options)
-    try:
-        if workers == 1:
+    if workers == 1:
+        aligner = Aligner(options)
+        try:
             yield map(aligner, items)
-            return
-        with ProcessPoolExecutor(workers, mp_context=_worker_context(), initializer=_start_worker,
-                                 initargs=(options,)) as pool:
-            yield _until_a_worker_dies(pool.map(_align_in_worker, items, chunksize=CHUNK_SIZE))
-    finally:
-        aligner.reader.close()
+        finally:
+            aligner.reader.close()
+        return
+    check_options(options)
+    with ProcessPoolExecutor(workers, mp_context=_worker_context(), initializer=_start_worker,
+                             initargs=(options,)) as pool:
+        yield _until_a_worker_dies(pool.map(_align_in_worker, items, chunksize=CHUNK_SIZE))
 
 
 @contextlib.contextmanager
