@@ -120,11 +120,15 @@ def test_a_dead_worker_fails_the_job_clearly():
     assert passed == ["first"]
 
 
-def test_bad_options_fail_before_workers_start():
-    from mlnb.errors import ConfigError
-    from mlnb.faces.pipeline import AlignOptions, aligned_results
 
-    options = AlignOptions(size=64, landmarks="no-such-set", upsample=0, min_side=32)
-    with pytest.raises(ConfigError, match="unknown landmark set 'no-such-set'"):
-        with aligned_results([], options, workers=2):
+def test_missing_model_fails_before_workers_start(monkeypatch):
+    from mlnb.errors import DataError
+    from mlnb.faces import pipeline
+
+    def missing(filename):
+        raise DataError(f"dlib model {filename}: not found")
+
+    monkeypatch.setattr(pipeline, "model_path", missing)
+    with pytest.raises(DataError, match="not found"):
+        with pipeline.aligned_results([], pipeline.AlignOptions(upsample=0), workers=2):
             pass

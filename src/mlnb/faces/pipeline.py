@@ -108,13 +108,6 @@ def parse_matrix(row: dict[str, str]) -> np.ndarray:
     return np.array([float(row[column]) for column in MATRIX_COLUMNS]).reshape(2, 3)
 
 
-def check_options(options: AlignOptions) -> None:
-    """Raise the error an Aligner would for these options, without loading the models."""
-    align.landmark_indices(options.landmarks)
-    upsample_levels(options.upsample)
-    model_path(SHAPE_PREDICTOR_68)
-
-
 class Aligner:
     """Aligns one item at a time with models loaded once (one Aligner per process)."""
 
@@ -214,8 +207,8 @@ def aligned_results(items: Sequence[Item], options: AlignOptions, workers: int =
     """Yield an iterator of the results for ``items``, in input order.
 
     ``workers`` 1 aligns in this process; more starts that many worker processes,
-    each loading the models once. Options and model files are checked here first,
-    so a mistake fails with its own message rather than as a broken pool.
+    each loading the models once. The model file is checked here first (options
+    check themselves), so a mistake fails with its own message, not as a broken pool.
     """
     if workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}")
@@ -226,7 +219,7 @@ def aligned_results(items: Sequence[Item], options: AlignOptions, workers: int =
         finally:
             aligner.reader.close()
         return
-    check_options(options)
+    model_path(SHAPE_PREDICTOR_68)
     with ProcessPoolExecutor(workers, mp_context=_worker_context(), initializer=_start_worker,
                              initargs=(options,)) as pool:
         yield _until_a_worker_dies(pool.map(_align_in_worker, items, chunksize=CHUNK_SIZE))
