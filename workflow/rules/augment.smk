@@ -3,8 +3,6 @@
 # to MLflow. The case list comes from the heart index, which the prepare_heart
 # checkpoint writes, so the DAG is re-evaluated once it exists.
 
-AUGMENT_DIR = "results/augmented/heart"
-AUGMENT_COPIES = range(config["augment"]["copies"])
 AUGMENT_TARGETS = [f"{AUGMENT_DIR}/manifest.csv"]
 
 

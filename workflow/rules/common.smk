@@ -85,6 +85,11 @@ def raw(dataset, key):
     return f"results/data/{dataset}/{RAW_FILES[dataset][key]}"
 
 
+# Augmented copies of the heart set (augment.smk); augment_records lists them per case.
+AUGMENT_DIR = "results/augmented/heart"
+AUGMENT_COPIES = range(config["augment"]["copies"])
+
+
 def heart_cases():
     """Index rows by case (case,image,label,...), once prepare_heart has run."""
     with open(checkpoints.prepare_heart.get().output.index) as handle:
