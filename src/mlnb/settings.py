@@ -1,0 +1,214 @@
+"""Stage settings: one typed object per stage, built from its validated config section.
+
+The config schema (``config.schema.yaml`` beside this file; ``workflow/schemas``
+links to it) is the one place a setting is declared: its type, its range, its
+default and its description. A stage's settings class is a frozen dataclass
+whose fields are the keys of its config section, with no defaults of its own:
+:meth:`Settings.from_mapping` validates a mapping against the section's schema
+and fills in the schema's defaults, so a rule hands a command its whole section
+as one value (``--settings JSON`` or ``--settings FILE``), and a command run by
+hand takes the same value, or per-key flags generated from the schema, or both
+(flags override the settings value).
+
+A new key therefore needs the schema (type, default, description), the config
+(its value and comment) and the code that uses it (one dataclass field): nothing
+else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import yaml
+
+from mlnb.errors import ConfigError
+
+SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
+
+S = TypeVar("S", bound="Settings")
+
+
+@functools.cache
+def config_schema() -> dict[str, Any]:
+    with open(SCHEMA_PATH) as handle:
+        return yaml.safe_load(handle)
+
+
+def _resolve(node: Mapping[str, Any]) -> dict[str, Any]:
+    """``node`` with a top-level ``$ref`` into ``definitions`` merged in (the schema's only kind)."""
+    node = dict(node)
+    ref = node.pop("$ref", None)
+    if ref is not None:
+        name = ref.removeprefix("#/definitions/")
+        node = {**config_schema()["definitions"][name], **node}
+    return node
+
+
+def section_schema(section: str) -> dict[str, Any]:
+    """The schema of one config section, with the definitions it refers to."""
+    schema = config_schema()
+    try:
+        node = schema["properties"][section]
+    except KeyError:
+        raise ConfigError(f"config section {section!r} is not in {SCHEMA_PATH.name}") from None
+    return {**_resolve(node), "definitions": schema["definitions"]}
+
+
+def _with_defaults(schema: Mapping[str, Any], value: Any) -> Any:
+    """``value`` with every missing key that has a schema default filled in (recursively)."""
+    schema = _resolve(schema)
+    if not isinstance(value, dict) or "properties" not in schema:
+        return value
+    filled = dict(value)
+    for key, node in schema["properties"].items():
+        node = _resolve(node)
+        if key not in filled and "default" in node:
+            filled[key] = node["default"]
+        if key in filled:
+            filled[key] = _with_defaults(node, filled[key])
+    return filled
+
+
+def validate_section(section: str, mapping: Mapping[str, Any], origin: str = "settings") -> dict[str, Any]:
+    """``mapping`` checked against the section's schema, defaults filled in.
+
+    Raises ConfigError naming ``origin`` and the key path (``augment.dims[2]``).
+    """
+    import jsonschema
+
+    schema = section_schema(section)
+    value = _with_defaults(schema, dict(mapping))
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(value), key=lambda error: list(error.absolute_path))
+    if errors:
+        error = errors[0]
+        path = section + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+        raise ConfigError(f"{origin}: {path}: {error.message}")
+    return value
+
+
+def _frozen(value: Any) -> Any:
+    """Lists become tuples (recursively), so settings objects are hashable and immutable."""
+    if isinstance(value, list):
+        return tuple(_frozen(item) for item in value)
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Base of the stage settings classes; ``section`` names the config section."""
+
+    section: ClassVar[str]
+
+    @classmethod
+    def from_mapping(cls: type[S], mapping: Mapping[str, Any], origin: str = "settings") -> S:
+        value = validate_section(cls.section, mapping, origin)
+        names = {field.name for field in dataclasses.fields(cls)}
+        missing = sorted(names - set(value))
+        if missing:
+            raise ConfigError(f"{origin}: {cls.section}: missing key(s) {', '.join(missing)}")
+        return cls(**{name: _frozen(value[name]) for name in names})
+
+    @classmethod
+    def load(cls: type[S], text: str) -> S:
+        """From JSON text, or a JSON/YAML file holding the section (or a whole config)."""
+        return cls.from_mapping(*read_section(cls.section, text))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {field.name: _thawed(getattr(self, field.name)) for field in dataclasses.fields(self)}
+
+
+def _thawed(value: Any) -> Any:
+    return [_thawed(item) for item in value] if isinstance(value, tuple) else value
+
+
+def read_section(section: str, text: str) -> tuple[dict[str, Any], str]:
+    """(mapping, origin) from a ``--settings`` value: JSON text or a JSON/YAML file path."""
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        origin = "--settings"
+        try:
+            value = json.loads(stripped)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"--settings: not valid JSON ({error})") from None
+    else:
+        path = Path(text)
+        origin = str(path)
+        try:
+            value = yaml.safe_load(path.read_text())
+        except OSError as error:
+            raise ConfigError(f"--settings {path}: cannot read ({error.strerror or error})") from None
+        except yaml.YAMLError as error:
+            raise ConfigError(f"--settings {path}: not valid YAML/JSON ({error})") from None
+        if isinstance(value, dict) and isinstance(value.get(section), dict):
+            value = value[section]  # a whole config file: take this stage's section
+    if not isinstance(value, dict):
+        raise ConfigError(f"{origin}: expected a mapping of {section} settings")
+    return value, origin
+
+
+_TYPES = {"integer": int, "number": float, "string": str}
+
+
+def _flag_type(node: Mapping[str, Any]):
+    kind = node.get("type")
+    if isinstance(kind, list):  # e.g. [integer, "null"]
+        kind = next((k for k in kind if k != "null"), None)
+    if kind == "boolean":
+        return _boolean
+    return _TYPES.get(kind, str)
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser, cls: type[Settings]) -> None:
+    """``--settings`` and one flag per field (``--min-transforms``), help and choices from the schema."""
+    schema = section_schema(cls.section)
+    group = parser.add_argument_group(f"{cls.section} settings (defaults: {SCHEMA_PATH.name})")
+    group.add_argument("--settings", metavar="JSON|FILE",
+                       help=f"the {cls.section} config section as JSON, or a YAML/JSON file with it "
+                            "(or a whole config); the flags below override it")
+    for field in dataclasses.fields(cls):
+        node = _resolve(schema["properties"][field.name])
+        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "dest": f"setting_{field.name}",
+                                  "metavar": field.name.upper()}
+        kinds = node.get("type")
+        if kinds == "array" or (isinstance(kinds, list) and "array" in kinds):
+            items = _resolve(node.get("items", {}))
+            kwargs["nargs"] = "+"
+            kwargs["type"] = _flag_type(items)
+            if "enum" in items:
+                kwargs["choices"] = items["enum"]
+                kwargs.pop("metavar")
+        elif "enum" in node:
+            kwargs["choices"] = node["enum"]
+            kwargs.pop("metavar")
+        else:
+            kwargs["type"] = _flag_type(node)
+        default = node.get("default")
+        description = node.get("description", "")
+        kwargs["help"] = f"{description} (default: {default})" if "default" in node else description
+        group.add_argument(f"--{field.name.replace('_', '-')}", **kwargs)
+
+
+def settings_from_args(cls: type[S], args: argparse.Namespace) -> S:
+    """The settings object from ``--settings`` (if given) overridden by any per-key flag."""
+    mapping, origin = ({}, "command line")
+    if getattr(args, "settings", None):
+        mapping, origin = read_section(cls.section, args.settings)
+    overrides = {field.name: getattr(args, f"setting_{field.name}") for field in dataclasses.fields(cls)
+                 if hasattr(args, f"setting_{field.name}")}
+    return cls.from_mapping({**mapping, **overrides}, origin)
