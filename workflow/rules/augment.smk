@@ -69,7 +69,7 @@ rule gather_augment:
     conda:
         "../../envs/mlnb.yaml"
     params:
-        tracking=tracking_args("augment-heart", "augment", "seed"),
+        tracking=tracking_args("augment-heart", augment=settings_json("augment"), seed=json.dumps(config["seed"])),
     shell:
         "mlnb gather-augment {input.records} --manifest {output.manifest} {params.tracking} "
         "--input-file heart_index={input.index} > {log} 2>&1"

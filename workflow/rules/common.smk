@@ -23,22 +23,34 @@ if config["augment"]["min_transforms"] > config["augment"]["max_transforms"]:
         f"({config['augment']['max_transforms']})"
     )
 
-# Hash of the resolved config: every MLflow run records it as provenance.
-CONFIG_HASH = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 TRACKING_URI = config["mlflow"]["tracking_uri"] or "default"
 EXPERIMENT_MARKER = "results/mlflow/experiment.json"
 
 
-def tracking_args(run_name, *sections):
+def settings_json(section, *keys):
+    """The keys of config[section] that a job uses (all when none are named), as JSON.
+
+    Rules put this in their params and hand it to the command as ``--settings``:
+    a job then reruns when, and only when, a setting it uses changes. Operational
+    knobs that never change outputs (threads, download retries and timeouts) stay
+    out of it; rules read those from ``config`` in the shell command itself.
+    """
+    values = config[section] if not keys else {key: config[section][key] for key in keys}
+    return json.dumps(values, sort_keys=True)
+
+
+def tracking_args(run_name, **sections):
     """Command-line arguments that make a stage log one MLflow run.
 
-    ``sections`` name the config sections the stage ran with; they are logged as
-    its resolved parameters (``config.<section>.<key>``).
+    ``sections`` maps a config section (or a top-level key such as seed) to the JSON it ran with
+    (see settings_json); they are logged as its resolved parameters
+    (``config.<section>.<key>``) and hashed inside the job as provenance.
     """
-    stage_config = json.dumps({section: config[section] for section in sections}, sort_keys=True)
+    stage_config = json.dumps({section: json.loads(value) for section, value in sections.items()},
+                              sort_keys=True)
     return (
         f"--tracking-uri {shlex.quote(TRACKING_URI)} --experiment {shlex.quote(config['mlflow']['experiment'])} "
-        f"--run-name {shlex.quote(run_name)} --config-hash {CONFIG_HASH} --stage-config {shlex.quote(stage_config)}"
+        f"--run-name {shlex.quote(run_name)} --stage-config {shlex.quote(stage_config)}"
     )
 
 

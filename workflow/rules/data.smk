@@ -119,7 +119,7 @@ rule log_data:
     conda:
         "../../envs/mlnb.yaml"
     params:
-        tracking=tracking_args("data", "data", "download"),
+        tracking=tracking_args("data", data=settings_json("data")),
     shell:
         "mlnb log-data --mnist {input.mnist} --celeba-index {input.celeba_index} "
         "--celeba-zip {input.celeba_zip} --heart-index {input.heart_index} "

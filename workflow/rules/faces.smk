@@ -68,7 +68,7 @@ rule gather_faces:
         shards=lambda wildcards, input: [str(Path(faces).parent) for faces in input.faces],
         out=lambda wildcards, output: Path(output.faces).parent,
         preview=config["faces"]["preview"],
-        tracking=tracking_args("faces-celeba", "faces"),
+        tracking=tracking_args("faces-celeba", faces=settings_json("faces")),
     shell:
         "mlnb gather-faces {params.shards} --out {params.out} --preview {params.preview} "
         "{params.tracking} --input-file celeba_zip={input.images} --input-file celeba_index={input.index} "
