@@ -81,6 +81,10 @@ def test_dry_run_plans_the_real_config(workdir):
          r"'nothex' does not match.*\['data'\]\['celeba'\]\['files'\]\['images'\]\['md5'\]"),
         ("augment:\n  min_transforms: 4\n  max_transforms: 2\n", r"augment\.min_transforms \(4\) exceeds"),
         ("augment:\n  scale_range: [1.2, 0.9]\n", r"augment\.scale_range: low \(1\.2\) exceeds high \(0\.9\)"),
+        ("data:\n  heart:\n    files:\n      archive: {url: 'ftp://example.org/a.tar', md5: null}\n",
+         r"config key data\.heart\.files\.archive\.url 'ftp://example\.org/a\.tar': unsupported scheme ftp://"),
+        ("data:\n  heart:\n    files:\n      archive: {url: a.tar, mirrors: ['s3://b/a.tar'], md5: null}\n",
+         r"config key data\.heart\.files\.archive\.mirrors\[0\] 's3://b/a\.tar': unsupported scheme s3://"),
     ],
 )
 def test_bad_config_names_the_key(workdir, override, message):
@@ -88,6 +92,53 @@ def test_bad_config_names_the_key(workdir, override, message):
     result = snakemake("-n", "--configfile", "bad.yaml", cwd=workdir)
     assert result.returncode != 0
     assert re.search(message, result.stdout + result.stderr, re.DOTALL), result.stdout + result.stderr
+
+
+def planned_fetch_inputs(workdir: Path, override: str) -> dict[str, list[str]]:
+    """fetch jobs planned by a dry run with ``override``: output -> its inputs (the local sources)."""
+    (workdir / "override.yaml").write_text(override)
+    result = snakemake("-n", "--configfile", "override.yaml", cwd=workdir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    jobs = re.findall(r"^rule fetch:\n((?:    .*\n)+)", result.stdout, re.MULTILINE)
+    planned = {}
+    for job in jobs:
+        fields = dict(re.findall(r"^\s+(\w+): (.*)$", job, re.MULTILINE))
+        planned[fields["output"]] = fields["input"].split(", ") if "input" in fields else []
+    return planned
+
+
+def test_sources_are_classified_by_the_fetch_parser(workdir):
+    archive = workdir / "local" / "Task02 Heart.tar"
+    archive.parent.mkdir()
+    archive.write_bytes(b"not read by a dry run")
+    url = archive.as_uri()  # file:// with the space percent-encoded
+    override = ("data:\n  heart:\n    files:\n"
+                f"      archive: {{url: '{url}', md5: null}}\n"
+                "  celeba:\n    files:\n"
+                "      landmarks: {url: 'HTTPS://example.org/list_landmarks_align_celeba.txt', md5: null}\n")
+    planned = planned_fetch_inputs(workdir, override)
+    # a file:// URL is the local file it names, an upper-case scheme is still a download
+    assert planned["results/data/heart/Task02_Heart.tar"] == [str(archive)]
+    assert planned["results/data/celeba/list_landmarks_align_celeba.txt"] == []
+    assert len(planned) == 8
+
+
+LOCAL_RULES_SCRIPT = """
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, ResourceSettings
+with SnakemakeApi() as api:
+    workflow = api.workflow(resource_settings=ResourceSettings(), config_settings=ConfigSettings(),
+                            snakefile=Path("Snakefile"), workdir=Path("."))
+    print(" ".join(sorted(workflow._workflow._localrules)))  # the rules declared local, whatever the executor
+"""
+
+
+def test_downloads_and_setup_run_on_the_submitting_machine():
+    result = subprocess.run([sys.executable, "-c", LOCAL_RULES_SCRIPT], cwd=REPO, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["demo_celeba", "demo_heart", "demo_mnist", "fetch", "init_tracking"]
 
 
 @pytest.mark.slow

@@ -8,16 +8,19 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
+from mlnb.data.source import parse_source
+from mlnb.errors import ConfigError
+
 
 validate(config, schema="../schemas/config.schema.yaml")
 
 for key in ("scale_range", "intensity_range"):
     low, high = config["augment"][key]
     if low > high:
-        raise ValueError(f"config key augment.{key}: low ({low}) exceeds high ({high})")
+        raise ConfigError(f"config key augment.{key}: low ({low}) exceeds high ({high})")
 
 if config["augment"]["min_transforms"] > config["augment"]["max_transforms"]:
-    raise ValueError(
+    raise ConfigError(
         "config key augment.min_transforms "
         f"({config['augment']['min_transforms']}) exceeds augment.max_transforms "
         f"({config['augment']['max_transforms']})"
@@ -54,22 +57,31 @@ def tracking_args(run_name, **sections):
     )
 
 
-def is_remote(url):
-    return url.startswith(("http://", "https://", "ftp://", "gdrive://"))
+def _parse_sources(dataset, name):
+    """The url, then the mirrors, of one configured file; an unfetchable one fails the DAG build."""
+    entry = config["data"][dataset]["files"][name]
+    key = f"config key data.{dataset}.files.{name}"
+    return [parse_source(entry["url"], origin=f"{key}.url")] + [
+        parse_source(mirror, origin=f"{key}.mirrors[{number}]") for number, mirror in enumerate(entry["mirrors"])
+    ]
+
+
+SOURCES = {(dataset, name): _parse_sources(dataset, name) for dataset in config["data"]
+           for name in config["data"][dataset]["files"]}
 
 
 def source_inputs(dataset, name):
     """A local source is a rule input (so the DAG can build it); a remote one is not."""
-    url = config["data"][dataset]["files"][name]["url"]
-    return [] if is_remote(url) else [url]
+    source = SOURCES[(dataset, name)][0]
+    return [] if source.is_remote else [source.target]
 
 
 def source_args(dataset, name):
-    entry = config["data"][dataset]["files"][name]
-    args = [f"--url {shlex.quote(entry['url'])}"]
-    args += [f"--mirror {shlex.quote(mirror)}" for mirror in entry.get("mirrors", [])]
-    if entry["md5"]:
-        args.append(f"--md5 {entry['md5']}")
+    url, *mirrors = SOURCES[(dataset, name)]
+    args = [f"--url {shlex.quote(url.text)}", *(f"--mirror {shlex.quote(mirror.text)}" for mirror in mirrors)]
+    md5 = config["data"][dataset]["files"][name]["md5"]
+    if md5:
+        args.append(f"--md5 {md5}")
     return " ".join(args)
 
 

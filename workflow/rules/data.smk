@@ -16,6 +16,7 @@ for replica, files in RAW_FILES.items():
     rule:
         name:
             f"demo_{replica}"
+        localrule: True
         output:
             [f"results/demo/{replica}/{filename}" for filename in files.values()],
             record=f"results/demo/{replica}/replica_record.json",
@@ -30,7 +31,9 @@ for replica, files in RAW_FILES.items():
             "mlnb demo-data --dataset {params.dataset} --out results/demo --seed {params.seed} > {log} 2>&1"
 
 
+# Downloads run on the submitting machine: compute nodes often have no internet.
 rule fetch:
+    localrule: True
     input:
         lambda wc: source_inputs(wc.dataset, FILE_KEYS[(wc.dataset, wc.filename)]),
     output:

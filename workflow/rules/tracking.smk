@@ -2,6 +2,7 @@
 
 
 rule init_tracking:
+    localrule: True
     output:
         EXPERIMENT_MARKER,
     log:

@@ -21,14 +21,13 @@ import os
 import re
 import shutil
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
+from mlnb.data.source import Source, parse_source
 from mlnb.errors import ConfigError, DataError
 from mlnb.io import atomic_path, file_md5
 
@@ -39,7 +38,6 @@ ALREADY_PRESENT = "already present"
 
 CHUNK_SIZE = 1 << 20
 _MD5 = re.compile(r"[0-9a-f]{32}")
-_DRIVE_ID = re.compile(r"[A-Za-z0-9_-]{10,}")
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-\d+/(?:\d+|\*)")
 
 
@@ -51,41 +49,12 @@ class FetchResult:
     source_used: str
 
 
-@dataclass(frozen=True)
-class Source:
-    text: str  # as the caller wrote it
-    kind: str  # "http", "gdrive" or "local"
-    target: str  # the URL, the Drive file id, or the filesystem path
-
-
 class _RetryableError(Exception):
     """This attempt failed, but another attempt at the same source may succeed."""
 
 
 class _SourceError(Exception):
     """This source cannot supply the file; move on to the next one."""
-
-
-def parse_source(text: str) -> Source:
-    """Classify a source string; raise ConfigError for one that cannot be fetched."""
-    scheme, separator, rest = text.partition("://")
-    scheme = scheme.lower() if separator else ""
-    if scheme in ("http", "https"):
-        if not urllib.parse.urlsplit(text).netloc:
-            raise ConfigError(f"source {text!r}: the URL has no host")
-        return Source(text, "http", text)
-    if scheme == "gdrive":
-        if not _DRIVE_ID.fullmatch(rest):
-            raise ConfigError(f"source {text!r}: expected gdrive://FILE_ID (letters, digits, '-' and '_')")
-        return Source(text, "gdrive", rest)
-    if scheme == "file":
-        parsed = urllib.parse.urlsplit(text)
-        if parsed.netloc not in ("", "localhost"):
-            raise ConfigError(f"source {text!r}: only local file:// URLs are supported")
-        return Source(text, "local", urllib.request.url2pathname(parsed.path))
-    if scheme:
-        raise ConfigError(f"source {text!r}: unsupported scheme (use http(s)://, gdrive://FILE_ID, file:// or a path)")
-    return Source(text, "local", text)
 
 
 def normalise_md5(md5: str | None) -> str | None:
