@@ -24,8 +24,9 @@ def snakemake(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Complet
                           capture_output=True, text=True, timeout=timeout)
 
 
-DEMO_ARGS = ("--cores", "2", "--configfile", "workflow/config/demo.yaml",
-             "--workflow-profile", "workflow/profiles/default")
+DEMO_CONFIG = "workflow/config/demo.yaml"
+RUN_ARGS = ("--cores", "2", "--workflow-profile", "workflow/profiles/default")
+DEMO_ARGS = (*RUN_ARGS, "--configfile", DEMO_CONFIG)
 
 
 def copy_workflow(folder: Path) -> Path:
@@ -185,3 +186,37 @@ def test_same_config_and_seed_give_byte_identical_outputs(demo_dir, tmp_path):
     assert len(first_outputs) > 50
     differing = [name for name in first_outputs if first_outputs[name] != second_outputs[name]]
     assert differing == []
+
+
+def planned_jobs(folder: Path, *args: str) -> dict[str, int]:
+    """Rule -> number of jobs that a dry run plans (Snakemake's job-stats table; {} when nothing)."""
+    result = snakemake("-n", "--quiet", "rules", *args, cwd=folder)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    if "Nothing to be done" in output:
+        return {}
+    table = re.search(r"^job\s+count\n-+\s+-+\n(.*?)^total\s+\d+$", output, re.MULTILINE | re.DOTALL)
+    assert table, output[-3000:]
+    return {rule: int(count) for rule, count in (line.split() for line in table.group(1).splitlines())}
+
+
+DEMO_CASES, DEMO_SHARDS = 4, 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("edit", "planned"), [
+    # operational knobs: how a job runs, never what it makes
+    ("download:\n  retries: 7\n", {}),
+    ("download:\n  timeout: 17\n", {}),
+    ("faces:\n  threads: 3\n", {}),
+    ("augment:\n  threads: 2\n", {}),
+    # stage settings: that stage's jobs and what depends on them, nothing else
+    ("faces:\n  preview: 5\n", {"gather_faces": 1, "all": 1}),
+    ("faces:\n  upsample: 1\n", {"align_faces": DEMO_SHARDS, "gather_faces": 1, "all": 1}),
+    ("augment:\n  copies: 3\n", {"augment_case": DEMO_CASES, "gather_augment": 1, "all": 1}),
+], ids=["download.retries", "download.timeout", "faces.threads", "augment.threads", "faces.preview",
+        "faces.upsample", "augment.copies"])
+def test_an_edit_reruns_exactly_the_jobs_it_changes(demo_dir, edit, planned):
+    (demo_dir / "edit.yaml").write_text(edit)  # deep-merged over the demo's config
+    assert planned_jobs(demo_dir, *RUN_ARGS, "--configfile", DEMO_CONFIG, "edit.yaml") == planned
+

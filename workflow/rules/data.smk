@@ -44,14 +44,14 @@ rule fetch:
         "../../envs/mlnb.yaml"
     params:
         source=lambda wc: source_args(wc.dataset, FILE_KEYS[(wc.dataset, wc.filename)]),
-        retries=config["download"]["retries"],
-        timeout=config["download"]["timeout"],
     resources:
         runtime=120,
         downloads=1,
+    # Retries and timeout are read from config when the command is formatted, not
+    # params: how patiently a file is fetched never changes its bytes.
     shell:
-        "mlnb fetch {params.source} --retries {params.retries} --timeout {params.timeout} "
-        "--out {output} > {log} 2>&1"
+        "mlnb fetch {params.source} --retries {config[download][retries]} "
+        "--timeout {config[download][timeout]} --out {output} > {log} 2>&1"
 
 
 rule prepare_mnist:
