@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import sqlite3
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "envs")
@@ -122,6 +124,51 @@ def test_sources_are_classified_by_the_fetch_parser(workdir):
     assert planned["results/data/heart/Task02_Heart.tar"] == [str(archive)]
     assert planned["results/data/celeba/list_landmarks_align_celeba.txt"] == []
     assert len(planned) == 8
+
+
+# Parses the workflow (no DAG) and writes the config its rules see: merged, validated, defaults filled.
+CONFIG_DUMP_SNAKEFILE = 'include: "Snakefile"\n\nwith open("merged.json", "w") as handle:\n    json.dump(config, handle)\n'
+
+
+def workflow_config(folder: Path, *args: str) -> dict:
+    (folder / "dump.smk").write_text(CONFIG_DUMP_SNAKEFILE)
+    result = snakemake("-s", "dump.smk", "--list-rules", *args, cwd=folder)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return json.loads((folder / "merged.json").read_text())
+
+
+def leaves(tree: dict, prefix: str = "") -> dict[str, object]:
+    """Dotted key -> value of every non-mapping value (lists are values)."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(leaves(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def test_the_demo_config_overrides_only_the_keys_it_lists(workdir):
+    real = workflow_config(workdir)
+    demo = workflow_config(workdir, "--configfile", DEMO_CONFIG)
+    listed = leaves(yaml.safe_load((workdir / DEMO_CONFIG).read_text()))
+    assert leaves(real).keys() == leaves(demo).keys()
+    differing = {key for key in leaves(real) if leaves(real)[key] != leaves(demo)[key]}
+    assert differing == listed.keys()  # every listed key differs (none is a redundant copy) ...
+    assert {key: leaves(demo)[key] for key in differing} == listed  # ... and takes the demo's value
+    assert {"mlflow.experiment", "faces.shards", "augment.copies", "data.heart.files.archive.url"} <= differing
+
+
+def test_missing_keys_take_the_schema_defaults(workdir):
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    del config["download"]  # a whole section
+    del config["faces"]["preview"], config["augment"]["copies"]  # keys of sections
+    del config["data"]["heart"]["files"]["archive"]["mirrors"]  # a key of a $ref definition
+    (workdir / "sparse.yaml").write_text(yaml.safe_dump(config))
+    filled = workflow_config(workdir, "--replace-workflow-config", "--configfile", "sparse.yaml")
+    assert filled["download"] == {"retries": 3, "timeout": 60}
+    assert (filled["faces"]["preview"], filled["augment"]["copies"]) == (64, 4)
+    assert filled["data"]["heart"]["files"]["archive"]["mirrors"] == []
 
 
 LOCAL_RULES_SCRIPT = """

@@ -12,7 +12,8 @@ from mlnb.data.source import parse_source
 from mlnb.errors import ConfigError
 
 
-validate(config, schema="../schemas/config.schema.yaml")
+# Missing keys take the schema's defaults (nested sections and $ref definitions too).
+validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 
 for key in ("scale_range", "intensity_range"):
     low, high = config["augment"][key]
