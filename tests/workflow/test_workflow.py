@@ -171,6 +171,13 @@ def test_missing_keys_take_the_schema_defaults(workdir):
     assert filled["data"]["heart"]["files"]["archive"]["mirrors"] == []
 
 
+def test_jobs_get_an_absolute_tracking_uri(workdir):
+    result = snakemake("-n", "-p", "init_tracking", cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    store = (workdir / "results" / "mlflow" / "mlflow.db").resolve()
+    assert f"--tracking-uri sqlite:///{store} " in result.stdout
+
+
 LOCAL_RULES_SCRIPT = """
 from pathlib import Path
 from snakemake.api import SnakemakeApi

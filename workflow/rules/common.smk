@@ -27,7 +27,9 @@ if config["augment"]["min_transforms"] > config["augment"]["max_transforms"]:
         f"({config['augment']['max_transforms']})"
     )
 
-TRACKING_URI = config["mlflow"]["tracking_uri"] or "default"
+# Jobs get an absolute URI (they may run in another directory); the default is
+# the SQLite store under the working directory, which init_tracking creates.
+TRACKING_URI = config["mlflow"]["tracking_uri"] or f"sqlite:///{Path('results/mlflow/mlflow.db').resolve()}"
 EXPERIMENT_MARKER = "results/mlflow/experiment.json"
 
 
