@@ -33,16 +33,20 @@ TRACKING_URI = config["mlflow"]["tracking_uri"] or f"sqlite:///{Path('results/ml
 EXPERIMENT_MARKER = "results/mlflow/experiment.json"
 
 
+# How a job runs, never what it makes: left out of settings_json unless named.
+OPERATIONAL_KEYS = {"threads", "retries", "timeout"}
+
+
 def settings_json(section, *keys):
-    """The keys of config[section] that a job uses (all when none are named), as JSON.
+    """The keys of config[section] that a job uses (all but the operational ones when none are named), as JSON.
 
     Rules put this in their params and hand it to the command as ``--settings``:
     a job then reruns when, and only when, a setting it uses changes. Operational
     knobs that never change outputs (threads, download retries and timeouts) stay
     out of it; rules read those from ``config`` in the shell command itself.
     """
-    values = config[section] if not keys else {key: config[section][key] for key in keys}
-    return json.dumps(values, sort_keys=True)
+    keys = keys or [key for key in config[section] if key not in OPERATIONAL_KEYS]
+    return json.dumps({key: config[section][key] for key in keys}, sort_keys=True)
 
 
 def tracking_args(run_name, **sections):
