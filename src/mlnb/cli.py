@@ -17,7 +17,7 @@ from mlnb.errors import MlnbError
 
 #: sub-command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo-data": ("mlnb.data.replicas", "build small offline replicas of MNIST, CelebA and the MRI set"),
+    "demo-data": ("mlnb.demo.replicas", "build small offline replicas of MNIST, CelebA and the MRI set"),
     "fetch": ("mlnb.data.fetch_cli", "download (or copy) one file, verify its checksum, write it atomically"),
     "prepare-mnist": ("mlnb.data.mnist", "check the MNIST IDX files and pack them into one .npz"),
     "prepare-celeba": ("mlnb.data.celeba", "check the CelebA zip and annotation files and write an index"),

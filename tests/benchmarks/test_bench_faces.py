@@ -1,7 +1,7 @@
 """Face alignment speed: the project's pipeline beside naive loops, same images, same run.
 
 The images: CelebA-like 178x218 JPEGs in a zip, built from the astronaut, Grace
-Hopper and 100 LFW faces, each similarity-jittered (see mlnb.faces.replica).
+Hopper and 100 LFW faces, each similarity-jittered (see mlnb.demo.photos).
 Every path does the whole job per image: read from the zip, decode, detect,
 68 landmarks, warp to 64x64, write the output.
 
@@ -27,7 +27,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mlnb.faces import align, replica
+from mlnb.demo import photos as replica
+from mlnb.faces import align
 from mlnb.faces.detect import COARSE_SCALE
 from mlnb.faces.images import decode_bgr
 from mlnb.faces.pipeline import ALIGNED, Aligner, AlignOptions, aligned_results, write_results

@@ -73,7 +73,7 @@ def test_missing_dataset_json(tmp_path):
 
 
 def test_prepare_extracts_and_indexes_replica(tmp_path):
-    from mlnb.data import replicas
+    from mlnb.demo import replicas
 
     replicas.build("heart", tmp_path / "replica", seed=3)
     out = tmp_path / "index.csv"

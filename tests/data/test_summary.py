@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlnb.data import msd, replicas, summary
+from mlnb.data import msd, summary
+from mlnb.demo import replicas
 
 
 def test_mnist_summary_counts_classes(tmp_path):

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mlnb.faces import align, replica
+from mlnb.demo import photos as replica
+from mlnb.faces import align
 from mlnb.faces.pipeline import Aligner, AlignOptions
 from mlnb.faces.sources import CELEBA_LANDMARK_COLUMNS
 from mlnb.rng import generator

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from mlnb.cli import main
-from mlnb.faces import align, replica
+from mlnb.demo import photos as replica
+from mlnb.faces import align
 from mlnb.faces.pipeline import ALIGNED, BAD_IMAGE, CELEBA_LANDMARKS, DLIB, NO_FACE, parse_landmarks, parse_matrix
 
 def read_manifest(folder: Path) -> list[dict[str, str]]:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mlnb.faces.images import BadImage, decode_bgr
-from mlnb.faces.replica import encode_image
+from mlnb.demo.photos import encode_image
 
 
 def test_every_bad_image_is_refused_with_its_reason(bad_images):

@@ -4,7 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mlnb.faces import align, replica
+from mlnb.demo import photos as replica
+from mlnb.faces import align
 from mlnb.faces.pipeline import ALIGNED, CELEBA_LANDMARKS, DLIB, NO_FACE, Aligner, AlignOptions
 
 #: re-detection on an aligned crop: pad it (edges replicated) and upscale it, as

@@ -7,7 +7,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from mlnb.data import celeba, mnist, replicas
+from mlnb.data import celeba, mnist
+from mlnb.demo import replicas
 
 
 @pytest.fixture(scope="module")

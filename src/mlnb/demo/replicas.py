@@ -76,7 +76,7 @@ class SourceFace:
 def source_faces(lfw_count: int = 100) -> Iterator[SourceFace]:
     """Package-shipped face photos whose landmarks dlib finds (others are skipped)."""
     from mlnb.faces.detect import FaceLandmarker  # loads dlib: only for this replica
-    from mlnb.faces.replica import face_photos
+    from mlnb.demo.photos import face_photos
 
     landmarker = FaceLandmarker(upsamples=(0, 1))
     for photo in face_photos(lfw_count=lfw_count):
@@ -110,7 +110,7 @@ def jitter_into_celeba_frame(face: SourceFace, rng: np.random.Generator) -> tupl
 
 
 def build_celeba(out: Path, seed: int, copies_of_photos: int = 4) -> dict:
-    from mlnb.faces.replica import encode_image, write_zip
+    from mlnb.demo.photos import encode_image, write_zip
 
     entries: list[tuple[bytes, np.ndarray, dict]] = []
     for face in source_faces():
