@@ -1,0 +1,1 @@
+"""Models: the from-scratch back-propagation network (numpy or torch through the array API) and the torch CNNs."""
