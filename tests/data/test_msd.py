@@ -9,6 +9,7 @@ import pytest
 
 from mlnb.data import msd
 from mlnb.errors import DataError
+from mlnb.io import file_md5
 
 
 def save(array, path, affine=None):
@@ -35,6 +36,9 @@ def test_index_lists_checked_pairs(task, tmp_path):
     assert rows[0]["image"] == str(task / "imagesTr" / "la_003.nii.gz")
     assert rows[0]["label"] == str(task / "labelsTr" / "la_003.nii.gz")
     assert rows[0]["shape"] == "6x5x4" and rows[0]["labels"] == "0 1"
+    # checksums, so that the workflow reruns exactly the cases whose volumes changed
+    assert rows[1]["image_md5"] == file_md5(task / "imagesTr" / "la_004.nii.gz")
+    assert rows[1]["label_md5"] == file_md5(task / "labelsTr" / "la_004.nii.gz")
 
 
 def test_image_without_label_named(task, tmp_path):

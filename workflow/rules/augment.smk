@@ -52,6 +52,7 @@ rule augment_case:
     params:
         out=lambda wildcards: f"{AUGMENT_DIR}/{wildcards.case}",
         options=AUGMENT_OPTIONS,
+        input_md5=heart_case_md5,
     shell:
         "mlnb augment {input.image} --seg {input.seg} --out {params.out} --item {wildcards.case} "
         "{params.options} --threads {threads} > {log} 2>&1"

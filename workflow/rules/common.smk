@@ -132,5 +132,11 @@ def heart_case_files(wildcards):
     return {"image": row["image"], "seg": row["label"]}
 
 
+def heart_case_md5(wildcards):
+    """The case's image and label checksums: a job param, so a changed volume reruns exactly its case."""
+    row = heart_cases()[wildcards.case]
+    return f"{row['image_md5']} {row['label_md5']}"
+
+
 def augment_records(wildcards):
     return expand(f"{AUGMENT_DIR}/{{case}}/{{case}}_aug{{copy}}.json", case=heart_cases(), copy=AUGMENT_COPIES)

@@ -17,9 +17,11 @@ import numpy as np
 
 from mlnb.data.archive import safe_extract
 from mlnb.errors import DataError
-from mlnb.io import atomic_path
+from mlnb.io import atomic_path, file_md5
 
-INDEX_COLUMNS = ("case", "image", "label", "shape", "spacing", "labels")
+#: image_md5/label_md5 let the workflow rerun exactly the jobs whose volumes changed
+#: (tar members keep their old mtimes, so a changed volume can look older than its outputs).
+INDEX_COLUMNS = ("case", "image", "label", "image_md5", "label_md5", "shape", "spacing", "labels")
 
 
 def find_dataset_json(root: Path) -> Path:
@@ -82,7 +84,8 @@ def index_task(task_dir: Path) -> list[dict[str, str]]:
         image_path = Path(os.path.normpath(root / entry["image"]))
         label_path = Path(os.path.normpath(root / entry["label"]))
         row = check_pair(image_path, label_path, case)
-        rows.append({**row, "image": str(image_path), "label": str(label_path)})
+        rows.append({**row, "image": str(image_path), "label": str(label_path),
+                     "image_md5": file_md5(image_path), "label_md5": file_md5(label_path)})
     return rows
 
 
