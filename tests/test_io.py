@@ -48,3 +48,27 @@ def test_package_file_finds_and_refuses():
         package_file("no_such_package_mlnb", "x")
     with pytest.raises(DataError, match="missing from installed package 'numpy'"):
         package_file("numpy", "no-such-file.bin")
+
+
+def test_atomic_path_refuses_an_empty_temporary(tmp_path):
+    """A library that writes to another name (numpy adds .npz) must not leave an empty final file."""
+    final = tmp_path / "arrays"
+    with pytest.raises(DataError, match=r"arrays: the writer left its temporary file empty"), \
+            atomic_path(final) as tmp:
+        np.savez(tmp, x=np.arange(3))  # writes tmp + ".npz"
+    assert list(tmp_path.iterdir()) == []  # neither the final name nor numpy's stray file
+
+
+def test_atomic_path_refuses_a_missing_temporary(tmp_path):
+    final = tmp_path / "out.txt"
+    final.write_text("old")
+    with pytest.raises(DataError, match=r"out\.txt: the writer left its temporary file missing"), \
+            atomic_path(final) as tmp:
+        tmp.unlink()
+    assert final.read_text() == "old"
+
+
+def test_atomic_path_may_write_an_empty_file_when_asked(tmp_path):
+    with atomic_path(tmp_path / "empty.txt", allow_empty=True):
+        pass
+    assert (tmp_path / "empty.txt").read_bytes() == b""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import hashlib
 import importlib.util
 import os
@@ -22,13 +23,19 @@ _FILE_MODE = _default_file_mode()
 
 
 @contextlib.contextmanager
-def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+def atomic_path(final: str | os.PathLike, suffix: str | None = None, allow_empty: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; rename it to ``final`` only on success.
 
     A failure (or interruption) removes the temporary file, so nothing half-written
     ever sits under the final name. ``suffix`` defaults to the final name's suffixes
     so that libraries which choose a format by extension (numpy, PIL, nibabel) work.
+    A temporary that is missing or empty when the block ends (a library that wrote to
+    another name, e.g. numpy adding ``.npz``) raises DataError instead of being renamed
+    into place; ``allow_empty`` permits a deliberately empty file. Files that such a
+    library made beside the temporary (its name plus a suffix) are removed.
     """
+    from mlnb.errors import DataError
+
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(final.suffixes) if suffix is None else suffix
@@ -37,11 +44,15 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator
     tmp = Path(name)
     try:
         yield tmp
-        if tmp.exists():
-            os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; give the usual permissions
+        if not tmp.is_file() or (not allow_empty and tmp.stat().st_size == 0):
+            state = "missing" if not tmp.is_file() else "empty"
+            raise DataError(f"{final}: the writer left its temporary file {state}; nothing was written there")
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
+        for stray in tmp.parent.glob(glob.escape(tmp.name) + "?*"):
+            stray.unlink(missing_ok=True)
 
 
 def file_md5(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:

@@ -43,6 +43,16 @@ def test_prepare_packs_npz(split, tmp_path):
         assert data["x_train"].dtype == np.uint8
 
 
+def test_prepare_writes_exactly_the_name_given(split, tmp_path):
+    """Given a name without .npz, numpy used to write elsewhere and leave a 0-byte file under the name."""
+    images, labels, images_path, labels_path = split
+    out = tmp_path / "packed" / "mnist_data"
+    mnist.prepare(images_path, labels_path, images_path, labels_path, out)
+    assert [path.name for path in out.parent.iterdir()] == ["mnist_data"]
+    with np.load(out) as data:
+        np.testing.assert_array_equal(data["x_test"], images)
+
+
 def test_truncated_idx_names_file(split, tmp_path):
     _, _, images_path, _ = split
     raw = gzip.open(images_path).read()

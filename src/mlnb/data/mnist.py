@@ -82,8 +82,9 @@ def load_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.nda
 def prepare(train_images, train_labels, test_images, test_labels, out) -> dict[str, int]:
     x_train, y_train = load_split(Path(train_images), Path(train_labels))
     x_test, y_test = load_split(Path(test_images), Path(test_labels))
-    with atomic_path(out) as tmp:
-        np.savez_compressed(tmp, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    # Through an open file: given a name, numpy would add ".npz" to one that lacks it.
+    with atomic_path(out) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     return {"train": len(x_train), "test": len(x_test)}
 
 
