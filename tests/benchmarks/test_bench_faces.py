@@ -1,7 +1,7 @@
 """Face alignment speed: the project's pipeline beside naive loops, same images, same run.
 
 The images: CelebA-like 178x218 JPEGs in a zip, built from the astronaut, Grace
-Hopper and 100 LFW faces, each similarity-jittered (see mlnb.demo.photos).
+Hopper and 100 LFW faces, each jittered by the demo's model (mlnb.demo.placement).
 Every path does the whole job per image: read from the zip, decode, detect,
 68 landmarks, warp to 64x64, write the output.
 
@@ -27,7 +27,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mlnb.demo import photos as replica
+from mlnb.data.celeba_format import FILES, IMAGES_FOLDER, image_name
+from mlnb.demo.photos import encode_image, face_photos, write_zip
+from mlnb.demo.placement import jittered_frame
 from mlnb.faces import align
 from mlnb.faces.detect import COARSE_SCALE
 from mlnb.faces.images import decode_bgr
@@ -51,13 +53,12 @@ INDICES = list(align.LANDMARK_SETS["inner-eyes-bottom-lip"])
 
 @pytest.fixture(scope="module")
 def celeba_zip(tmp_path_factory) -> Path:
-    photos = replica.face_photos(lfw_count=100)
+    photos = face_photos(lfw_count=100)
     members = []
     for number in range(PROJECT_IMAGES):
-        photo = photos[number % len(photos)]
-        canvas = replica.place_on_canvas(photo, replica.canvas_transform(photo, generator(SEED, "bench", number)))
-        members.append((f"img_align_celeba/{number + 1:06d}.jpg", replica.encode_image(canvas)))
-    return replica.write_zip(tmp_path_factory.mktemp("bench") / "img_align_celeba.zip", members)
+        frame = jittered_frame(photos[number % len(photos)], generator(SEED, "bench", number))
+        members.append((f"{IMAGES_FOLDER}/{image_name(number + 1)}", encode_image(frame)))
+    return write_zip(tmp_path_factory.mktemp("bench") / FILES["images"], members)
 
 
 def loop_align(archive: zipfile.ZipFile, members: list[str], out: Path, predictor, reuse_detector: bool) -> int:

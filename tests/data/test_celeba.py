@@ -5,10 +5,10 @@ import zipfile
 
 import pytest
 
-from mlnb.data import celeba
+from mlnb.data import celeba, celeba_format
 from mlnb.errors import DataError
 
-HEADER = " ".join(celeba.LANDMARK_COLUMNS)
+HEADER = " ".join(celeba_format.LANDMARK_COLUMNS)
 
 
 def make_celeba(folder, names, landmark_rows=None, partition_rows=None):

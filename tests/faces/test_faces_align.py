@@ -14,11 +14,6 @@ def random_similarity(rng: np.random.Generator) -> np.ndarray:
     return np.hstack([rotation, rng.uniform(-100, 100, size=(2, 1))])
 
 
-def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
-    """The 2x3 affine of ``outer`` after ``inner``."""
-    return np.hstack([outer[:, :2] @ inner[:, :2], (outer[:, :2] @ inner[:, 2] + outer[:, 2])[:, None]])
-
-
 def test_template_is_openface_mean_face_in_unit_square():
     template = align.minmax_template()
     assert align.mean_face_template().shape == (68, 2)
@@ -50,6 +45,21 @@ def test_similarity_transform_recovers_a_known_similarity():
         np.testing.assert_allclose(estimated, known, atol=1e-9)
 
 
+def test_similarity_rotates_and_scales_about_centre_then_moves_it_to_target():
+    matrix = align.similarity(90.0, 2.0, (10.0, 20.0), (100.0, 50.0))
+    # OpenCV's angle is counter-clockwise on screen (y down): +x turns to -y
+    np.testing.assert_allclose(align.apply_affine(matrix, [[10, 20], [11, 20], [10, 21]]),
+                               [[100, 50], [100, 48], [102, 50]], atol=1e-12)
+
+
+def test_compose_is_applying_one_map_after_the_other():
+    rng = generator(4, "compose")
+    outer, inner = random_similarity(rng), random_similarity(rng)
+    points = rng.uniform(0, 200, size=(5, 2))
+    np.testing.assert_allclose(align.apply_affine(align.compose(outer, inner), points),
+                               align.apply_affine(outer, align.apply_affine(inner, points)), atol=1e-9)
+
+
 def test_similarity_transform_never_reflects():
     points = generator(3, "mirror").uniform(0, 100, size=(5, 2))
     mirrored = points * [-1, 1]
@@ -64,7 +74,7 @@ def test_celeba_similarity_undoes_a_known_similarity_of_the_landmarks():
     for _ in range(10):
         known = random_similarity(rng)
         moved = align.celeba_similarity(align.apply_affine(known, landmarks), 64)
-        np.testing.assert_allclose(compose(moved, known), direct, atol=1e-9)
+        np.testing.assert_allclose(align.compose(moved, known), direct, atol=1e-9)
 
 
 def test_celeba_similarity_of_template_points_is_identity_up_to_scale():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mlnb.cli import main
-from mlnb.demo import photos as replica
+from mlnb.demo.photos import encode_image
 from mlnb.faces import align
 from mlnb.faces.pipeline import ALIGNED, BAD_IMAGE, CELEBA_LANDMARKS, DLIB, NO_FACE, parse_landmarks, parse_matrix
 
@@ -81,11 +81,11 @@ def test_worker_processes_write_the_same_bytes_as_one_process(celeba_replica, tm
 def test_directories_and_files_are_inputs(replica_faces, bad_images, tmp_path):
     folder = tmp_path / "photos"
     (folder / "sub").mkdir(parents=True)
-    (folder / "sub" / "b.jpg").write_bytes(replica.encode_image(replica_faces[0][1]))
+    (folder / "sub" / "b.jpg").write_bytes(encode_image(replica_faces[0][1]))
     (folder / "a.png").write_bytes(bad_images["bad/cmyk.jpg"][0])
     (folder / "notes.txt").write_text("skipped")
     single = tmp_path / "single.jpg"
-    single.write_bytes(replica.encode_image(replica_faces[1][1]))
+    single.write_bytes(encode_image(replica_faces[1][1]))
     assert main(["align", str(folder), str(single), "--out", str(tmp_path / "out")]) == 0
     rows = read_manifest(tmp_path / "out")
     assert [row["source"] for row in rows] == [str(folder / "a.png"), str(folder / "sub" / "b.jpg"), str(single)]

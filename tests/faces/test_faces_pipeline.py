@@ -4,7 +4,6 @@ import cv2
 import numpy as np
 import pytest
 
-from mlnb.demo import photos as replica
 from mlnb.faces import align
 from mlnb.faces.pipeline import ALIGNED, CELEBA_LANDMARKS, DLIB, NO_FACE, Aligner, AlignOptions
 
@@ -55,7 +54,7 @@ def test_redetected_landmarks_of_aligned_faces_sit_on_the_template(replica_faces
 def test_alignment_undoes_a_known_similarity(photos, aligner, angle, scale):
     for photo in photos[:2]:  # the astronaut and Grace Hopper: sharp photos
         height, width = photo.image.shape[:2]
-        known = replica.similarity(angle, scale, photo.face[:2], (width / 2, height / 2))
+        known = align.similarity(angle, scale, photo.face[:2], (width / 2, height / 2))
         moved = cv2.warpAffine(photo.image, known, (width, height), borderMode=cv2.BORDER_REFLECT_101)
         original, transformed = aligner.align_image(bgr(photo.image)), aligner.align_image(bgr(moved))
         assert original.method == transformed.method == DLIB

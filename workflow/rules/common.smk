@@ -8,6 +8,7 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
+from mlnb.data import celeba_format
 from mlnb.data.source import parse_source
 from mlnb.errors import ConfigError
 
@@ -100,11 +101,7 @@ RAW_FILES = {
         "test_images": "t10k-images-idx3-ubyte.gz",
         "test_labels": "t10k-labels-idx1-ubyte.gz",
     },
-    "celeba": {
-        "images": "img_align_celeba.zip",
-        "landmarks": "list_landmarks_align_celeba.txt",
-        "partition": "list_eval_partition.txt",
-    },
+    "celeba": celeba_format.FILES,
     "heart": {"archive": "Task02_Heart.tar"},
 }
 FILE_KEYS = {

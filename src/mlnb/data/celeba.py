@@ -11,19 +11,15 @@ import csv
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from mlnb.data.celeba_format import FILES, LANDMARK_COLUMNS, PARTITIONS
 from mlnb.errors import DataError
 from mlnb.io import atomic_path
 
-LANDMARK_COLUMNS = (
-    "lefteye_x", "lefteye_y", "righteye_x", "righteye_y", "nose_x", "nose_y",
-    "leftmouth_x", "leftmouth_y", "rightmouth_x", "rightmouth_y",
-)
 INDEX_COLUMNS = ("image_id", "member", "partition", *LANDMARK_COLUMNS)
-PARTITIONS = {"0": "train", "1": "valid", "2": "test"}
 
 
 def read_landmarks(path: Path) -> dict[str, list[int]]:
-    """Parse ``list_landmarks_align_celeba.txt``: a count, a header, then one row per image."""
+    """Parse the landmarks file (``list_landmarks_align_celeba.txt``): a count, a header, then one row per image."""
     lines = Path(path).read_text().splitlines()
     if len(lines) < 2 or not lines[0].strip().isdigit():
         raise DataError(f"{path}: expected an image count on line 1 and a header on line 2")
@@ -97,9 +93,9 @@ def prepare(images_zip, landmarks_txt, partition_txt, out, limit: int | None = N
 
 
 def configure_parser(parser) -> None:
-    parser.add_argument("--images", type=Path, required=True, help="img_align_celeba.zip")
-    parser.add_argument("--landmarks", type=Path, required=True, help="list_landmarks_align_celeba.txt")
-    parser.add_argument("--partition", type=Path, required=True, help="list_eval_partition.txt")
+    parser.add_argument("--images", type=Path, required=True, help=FILES["images"])
+    parser.add_argument("--landmarks", type=Path, required=True, help=FILES["landmarks"])
+    parser.add_argument("--partition", type=Path, required=True, help=FILES["partition"])
     parser.add_argument("--limit", type=int, default=None, help="keep only the first N images (sorted by name)")
     parser.add_argument("--out", type=Path, required=True, help="index CSV to write")
 

@@ -12,6 +12,7 @@ import nibabel as nib
 import numpy as np
 
 from mlnb import tracking
+from mlnb.data.celeba_format import FILES, FRAME_HEIGHT, FRAME_WIDTH
 from mlnb.errors import DataError
 from mlnb.io import atomic_path
 from mlnb.preview import image_grid, to_uint8
@@ -48,12 +49,13 @@ def celeba_summary(index_path: Path, zip_path: Path, preview_count: int = 64) ->
             if len(tiles) == preview_count:
                 break
             image = cv2.imdecode(np.frombuffer(archive.read(row["member"]), np.uint8), cv2.IMREAD_COLOR)
-            if image is not None and image.shape[:2] == (218, 178):
-                tiles.append(cv2.cvtColor(cv2.resize(image, (89, 109), interpolation=cv2.INTER_AREA),
+            if image is not None and image.shape[:2] == (FRAME_HEIGHT, FRAME_WIDTH):
+                tiles.append(cv2.cvtColor(cv2.resize(image, (FRAME_WIDTH // 2, FRAME_HEIGHT // 2), interpolation=cv2.INTER_AREA),
                                           cv2.COLOR_BGR2RGB))
     stats["preview_decoded"] = len(tiles)
     if not tiles:
-        raise DataError(f"{zip_path}: none of the first images decodes as a 178x218 JPEG; is this img_align_celeba.zip?")
+        raise DataError(f"{zip_path}: none of the first images decodes as a {FRAME_WIDTH}x{FRAME_HEIGHT} JPEG; "
+                        f"is this {FILES['images']}?")
     return stats, image_grid(np.stack(tiles), columns=8)
 
 

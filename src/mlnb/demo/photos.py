@@ -1,10 +1,8 @@
-"""CelebA-like 178x218 face images built from photos that installed packages ship.
+"""Face photos that installed packages ship, and the image and zip writers the replicas use.
 
-For tests, benchmarks and offline demos: scikit-image's astronaut and LFW subset
-(the first 100 are 25x25 grayscale faces, upscaled here to 100 px and padded)
-and matplotlib's Grace Hopper, each placed into a CelebA-sized canvas by a
-similarity transform (optionally jittered) that puts the face about where
-CelebA's aligned images have it. scikit-image is the optional ``demo`` extra.
+scikit-image's astronaut and LFW subset (the first 100 are 25x25 grayscale faces,
+upscaled here to 100 px and padded) and matplotlib's Grace Hopper. They are read
+straight from the packages' files (scikit-image is the optional ``demo`` extra).
 """
 
 from __future__ import annotations
@@ -19,12 +17,13 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from mlnb.io import atomic_path, package_file
+from mlnb.demo.resources import PackageResource
+from mlnb.io import atomic_path
 
-CANVAS_WIDTH, CANVAS_HEIGHT = 178, 218
-#: where a CelebA face sits: centre of dlib's face box and its width, in canvas pixels
-CANVAS_FACE_CENTRE = (89.0, 122.0)
-CANVAS_FACE_WIDTH = 96.0
+ASTRONAUT = PackageResource("skimage", "data/astronaut.png")
+GRACE_HOPPER = PackageResource("matplotlib", "mpl-data/sample_data/grace_hopper.jpg")
+LFW_SUBSET = PackageResource("skimage", "data/lfw_subset.npy")
+LFW_FACES = 100  # the subset's first 100 entries are faces, the rest are not
 LFW_SIDE, LFW_BORDER = 100, 25
 #: fixed member timestamps, so the same members always give the same zip bytes
 ZIP_DATE = (2015, 9, 28, 0, 0, 0)
@@ -39,10 +38,6 @@ class FacePhoto:
     face: tuple[float, float, float]
 
 
-def grace_hopper_path() -> Path:
-    return package_file("matplotlib", "mpl-data", "sample_data", "grace_hopper.jpg")
-
-
 def lfw_photo(face: np.ndarray, name: str) -> FacePhoto:
     """A 25x25 LFW face in [0, 1] as an RGB photo: upscaled to 100 px, edges replicated."""
     gray = cv2.resize(np.round(face * 255).astype(np.uint8), (LFW_SIDE, LFW_SIDE), interpolation=cv2.INTER_CUBIC)
@@ -50,45 +45,21 @@ def lfw_photo(face: np.ndarray, name: str) -> FacePhoto:
     return FacePhoto(name, np.repeat(padded[:, :, None], 3, axis=2), (73.0, 81.0, 72.0))
 
 
+def photo_resources(lfw_count: int = 0) -> list[PackageResource]:
+    """The files :func:`face_photos` reads for ``lfw_count``."""
+    return [ASTRONAUT, GRACE_HOPPER] + ([LFW_SUBSET] if lfw_count else [])
+
+
 def face_photos(lfw_count: int = 0) -> list[FacePhoto]:
     """The astronaut, Grace Hopper, and the first ``lfw_count`` (<= 100) LFW faces."""
-    import skimage.data
-
     photos = [
-        FacePhoto("astronaut", skimage.data.astronaut(), (222.5, 126.5, 88.0)),
-        FacePhoto("grace_hopper", np.asarray(Image.open(grace_hopper_path()).convert("RGB")), (268.5, 244.5, 216.0)),
+        FacePhoto("astronaut", np.asarray(Image.open(ASTRONAUT.file()).convert("RGB")), (222.5, 126.5, 88.0)),
+        FacePhoto("grace_hopper", np.asarray(Image.open(GRACE_HOPPER.file()).convert("RGB")), (268.5, 244.5, 216.0)),
     ]
     if lfw_count:
-        faces = skimage.data.lfw_subset()[:min(lfw_count, 100)]
+        faces = np.load(LFW_SUBSET.file())[:min(lfw_count, LFW_FACES)]
         photos += [lfw_photo(face, f"lfw_{i:03d}") for i, face in enumerate(faces)]
     return photos
-
-
-def similarity(angle_degrees: float, scale: float, centre: tuple[float, float],
-               target: tuple[float, float]) -> np.ndarray:
-    """2x3 map that rotates by ``angle_degrees`` and scales about ``centre``, then moves it to ``target``."""
-    matrix = cv2.getRotationMatrix2D(centre, angle_degrees, scale)
-    matrix[:, 2] += np.asarray(target) - np.asarray(centre)
-    return matrix
-
-
-def canvas_transform(photo: FacePhoto, rng: np.random.Generator | None = None) -> np.ndarray:
-    """The similarity placing ``photo``'s face in a CelebA canvas; ``rng`` jitters it.
-
-    Jitter: rotation within +-12 degrees, scale x0.85..1.15, shift within +-8 px.
-    """
-    cx, cy, width = photo.face
-    angle, scale, shift = 0.0, 1.0, np.zeros(2)
-    if rng is not None:
-        angle, scale, shift = rng.uniform(-12, 12), rng.uniform(0.85, 1.15), rng.uniform(-8, 8, size=2)
-    target = np.asarray(CANVAS_FACE_CENTRE) + shift
-    return similarity(angle, scale * CANVAS_FACE_WIDTH / width, (cx, cy), tuple(target))
-
-
-def place_on_canvas(photo: FacePhoto, matrix: np.ndarray) -> np.ndarray:
-    """The 178x218 RGB canvas showing ``photo`` through ``matrix`` (edges reflected, no black)."""
-    return cv2.warpAffine(photo.image, matrix, (CANVAS_WIDTH, CANVAS_HEIGHT), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REFLECT_101)
 
 
 def encode_image(rgb: np.ndarray, image_format: str = "JPEG", mode: str = "RGB") -> bytes:

@@ -26,7 +26,7 @@ LANDMARK_SETS: dict[str, tuple[int, int, int]] = {
     "outer-eyes-nose": (36, 45, 33),
 }
 
-#: CelebA's five landmarks, in index.csv's order, as groups of template points
+#: CelebA's five landmarks, in celeba_format.LANDMARK_NAMES's order, as groups of template points
 #: (image-left eye, image-right eye, nose tip, image-left and right mouth corner)
 CELEBA_TEMPLATE_GROUPS: tuple[tuple[int, ...], ...] = (
     tuple(range(36, 42)), tuple(range(42, 48)), (30,), (48,), (54,),
@@ -102,6 +102,19 @@ def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     scale = np.trace(np.diag(singular) @ sign) / source_centred.var(axis=0).sum()
     linear = scale * rotation
     return np.hstack([linear, (target_mean - linear @ source_mean)[:, None]])
+
+
+def similarity(angle_degrees: float, scale: float, centre: tuple[float, float],
+               target: tuple[float, float]) -> np.ndarray:
+    """The 2x3 map that rotates by ``angle_degrees`` and scales about ``centre``, then moves it to ``target``."""
+    matrix = cv2.getRotationMatrix2D(tuple(map(float, centre)), float(angle_degrees), float(scale))
+    matrix[:, 2] += np.asarray(target, dtype=np.float64) - np.asarray(centre, dtype=np.float64)
+    return matrix
+
+
+def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """The 2x3 affine map of ``outer`` applied after ``inner``."""
+    return np.hstack([outer[:, :2] @ inner[:, :2], (outer[:, :2] @ inner[:, 2] + outer[:, 2])[:, None]])
 
 
 def celeba_similarity(celeba_landmarks: np.ndarray, size: int) -> np.ndarray:

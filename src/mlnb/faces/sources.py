@@ -17,14 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from mlnb.data.celeba_format import LANDMARK_COLUMNS
 from mlnb.errors import ConfigError, DataError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
-#: index.csv columns holding CelebA's five landmarks, in the order align.CELEBA_TEMPLATE_GROUPS expects
-CELEBA_LANDMARK_COLUMNS = (
-    "lefteye_x", "lefteye_y", "righteye_x", "righteye_y", "nose_x", "nose_y",
-    "leftmouth_x", "leftmouth_y", "rightmouth_x", "rightmouth_y",
-)
 
 
 @dataclass(frozen=True)
@@ -98,12 +94,12 @@ def items_from_index(container: str | Path, index: str | Path) -> list[Item]:
         raise DataError(f"index {index}: cannot open ({error.strerror})") from None
     with handle:
         reader = csv.DictReader(handle)
-        missing = {"member", *CELEBA_LANDMARK_COLUMNS} - set(reader.fieldnames or ())
+        missing = {"member", *LANDMARK_COLUMNS} - set(reader.fieldnames or ())
         if missing:
             raise DataError(f"index {index}: missing columns {sorted(missing)}")
         items = []
         for line, row in enumerate(reader, start=2):
-            landmarks = tuple(_landmark_value(row[c], f"index {index} line {line}") for c in CELEBA_LANDMARK_COLUMNS)
+            landmarks = tuple(_landmark_value(row[c], f"index {index} line {line}") for c in LANDMARK_COLUMNS)
             source = row["member"] if archive else str(container / row["member"])
             items.append(Item(source, archive=archive, celeba=landmarks))
     return items
