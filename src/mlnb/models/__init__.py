@@ -1,1 +1,1 @@
-"""Models: the from-scratch back-propagation network (numpy or torch through the array API) and the torch CNNs."""
+"""Models: the from-scratch back-propagation network (numpy or torch through the array API), the torch CNNs and the blog's DCGAN."""
