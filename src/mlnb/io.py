@@ -19,7 +19,8 @@ def _default_file_mode() -> int:
     return 0o666 & ~umask
 
 
-_FILE_MODE = _default_file_mode()
+#: what a new file's permissions would be under the current umask (mkstemp makes 0600)
+FILE_MODE = _default_file_mode()
 
 
 @contextlib.contextmanager
@@ -47,7 +48,7 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None, allow_empty
         if not tmp.is_file() or (not allow_empty and tmp.stat().st_size == 0):
             state = "missing" if not tmp.is_file() else "empty"
             raise DataError(f"{final}: the writer left its temporary file {state}; nothing was written there")
-        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; give the usual permissions
+        os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)

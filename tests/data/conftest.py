@@ -20,7 +20,8 @@ class FileServer:
     ``files`` maps a path ("/a.bin") to its body. ``status`` forces an error status
     for a path. ``cut_first[path] = n`` makes the first ``n`` requests for that path
     announce the full Content-Length, send half the body and close the connection.
-    ``stall[path]`` waits that many seconds before sending the body. With
+    ``stall[path]`` waits that many seconds before sending the body; ``stall_midway[path]``
+    sends half the body, then waits that many seconds before the rest. With
     ``ranges=False`` Range headers are ignored (the whole file is sent with 200).
     ``on_request(path)``, when set, runs as each request arrives (e.g. to change a file).
     """
@@ -30,6 +31,7 @@ class FileServer:
     status: dict[str, int] = field(default_factory=dict)
     cut_first: dict[str, int] = field(default_factory=dict)
     stall: dict[str, float] = field(default_factory=dict)
+    stall_midway: dict[str, float] = field(default_factory=dict)
     ranges: bool = True
     on_request: Callable[[str], None] | None = None
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range header)
@@ -82,7 +84,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Accept-Ranges", "bytes" if state.ranges else "none")
         self.end_headers()
         time.sleep(state.stall.get(path, 0.0))
-        self.wfile.write(payload[: len(payload) // 2] if cut else payload)
+        half = len(payload) // 2
+        self.wfile.write(payload[:half])
+        self.wfile.flush()
+        if cut:
+            return
+        time.sleep(state.stall_midway.get(path, 0.0))
+        self.wfile.write(payload[half:])
         self.wfile.flush()
 
     def _range_start(self, range_header: str | None, etag: str) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from pathlib import Path
 
@@ -80,13 +81,79 @@ def test_file_changed_between_attempts_is_fetched_whole_again(file_server, tmp_p
     assert file_server.requests_for("/data.bin") == [None, f"bytes={len(BODY) // 2}-"]
 
 
-def test_cut_every_time_gives_up_after_the_retries(file_server, tmp_path):
+def _etag(body: bytes) -> str:
+    return f'"{hashlib.md5(body).hexdigest()}"'  # noqa: S324 - the test server's ETag
+
+
+def test_cut_every_time_gives_up_and_the_next_run_resumes(file_server, tmp_path):
     file_server.files["/data.bin"] = BODY
-    file_server.cut_first["/data.bin"] = 100
+    file_server.cut_first["/data.bin"] = 3
+    dest = tmp_path / "data.bin"
     with pytest.raises(DataError, match=r"gave up after 3 attempt"):
-        fetch(file_server.url("/data.bin"), tmp_path / "data.bin", md5=BODY_MD5, retries=2, **FAST)
+        fetch(file_server.url("/data.bin"), dest, md5=BODY_MD5, retries=2, **FAST)
     assert len(file_server.requests_for("/data.bin")) == 3
-    assert _leftovers(tmp_path) == []
+    # The bytes received are kept, with a record of where they came from, but not under the final name.
+    assert _leftovers(tmp_path) == [".data.bin.part", ".data.bin.part.json"]
+    record = json.loads((tmp_path / ".data.bin.part.json").read_text())
+    assert record == {"source": file_server.url("/data.bin"), "validator": _etag(BODY), "size": len(BODY)}
+    kept = (tmp_path / ".data.bin.part").stat().st_size
+    assert 0 < kept < len(BODY)
+
+    result = fetch(file_server.url("/data.bin"), dest, md5=BODY_MD5, retries=0, **FAST)  # a later run
+    assert result.path.read_bytes() == BODY
+    assert file_server.requests_for("/data.bin")[-1] == f"bytes={kept}-"
+    assert _leftovers(tmp_path) == ["data.bin"]
+
+
+def _leave_partial(dest: Path, data: bytes, source: str, validator: str) -> None:
+    """What an interrupted earlier run leaves beside ``dest``."""
+    dest.with_name(f".{dest.name}.part").write_bytes(data)
+    record = {"source": source, "validator": validator, "size": len(BODY)}
+    dest.with_name(f".{dest.name}.part.json").write_text(json.dumps(record))
+
+
+def test_partial_from_another_source_is_never_spliced_on(file_server, tmp_path):
+    file_server.files["/data.bin"] = BODY
+    dest = tmp_path / "data.bin"
+    _leave_partial(dest, b"\xff" * 1000, file_server.url("/other.bin"), _etag(BODY))
+    assert fetch(file_server.url("/data.bin"), dest, md5=BODY_MD5, **FAST).path.read_bytes() == BODY
+    assert file_server.requests_for("/data.bin") == [None]  # started from byte 0
+
+
+def test_partial_of_a_file_the_server_changed_is_fetched_whole(file_server, tmp_path):
+    new_body = BODY[::-1]
+    file_server.files["/data.bin"] = new_body
+    dest = tmp_path / "data.bin"
+    _leave_partial(dest, BODY[:1000], file_server.url("/data.bin"), _etag(BODY))
+    result = fetch(file_server.url("/data.bin"), dest, md5=hashlib.md5(new_body).hexdigest(), **FAST)  # noqa: S324
+    assert result.path.read_bytes() == new_body  # If-Range did not match: the whole new file
+    assert file_server.requests_for("/data.bin") == ["bytes=1000-"]
+
+
+def test_download_killed_with_sigkill_resumes_in_the_next_run(tmp_path, file_server):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    file_server.files["/data.bin"] = BODY
+    file_server.stall_midway["/data.bin"] = 30.0
+    dest = tmp_path / "data.bin"
+    partial = tmp_path / ".data.bin.part"
+    process = subprocess.Popen([sys.executable, "-m", "mlnb.cli", "fetch", "--url", file_server.url("/data.bin"),
+                                "--md5", BODY_MD5, "--out", str(dest), "--retries", "0", "--no-progress"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not (partial.is_file() and partial.stat().st_size >= len(BODY) // 2) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=15)
+    assert partial.stat().st_size == len(BODY) // 2 and not dest.exists()
+
+    file_server.stall_midway.clear()
+    assert fetch(file_server.url("/data.bin"), dest, md5=BODY_MD5, **FAST).path.read_bytes() == BODY
+    assert file_server.requests_for("/data.bin")[-1] == f"bytes={len(BODY) // 2}-"
+    assert _leftovers(tmp_path) == ["data.bin"]
 
 
 def test_server_error_is_retried_then_mirror_used(file_server, tmp_path):
@@ -119,15 +186,15 @@ def test_stalled_server_times_out_then_mirror_used(file_server, tmp_path):
 
 def test_all_sources_dead_lists_each_with_its_error(file_server, tmp_path):
     file_server.status["/error.bin"] = 503
-    missing = tmp_path / "nowhere" / "data.bin"
-    sources = [file_server.url("/gone.bin"), file_server.url("/error.bin"), str(missing)]
+    sources = [file_server.url("/gone.bin"), file_server.url("/error.bin"), file_server.url("/forbidden.bin")]
+    file_server.status["/forbidden.bin"] = 403
     with pytest.raises(DataError) as caught:
         fetch(sources[0], tmp_path / "data.bin", md5=BODY_MD5, mirrors=sources[1:], retries=1, **FAST)
     message = str(caught.value)
     assert "3 source(s)" in message
     assert f"{sources[0]}: HTTP 404" in message
     assert f"{sources[1]}: HTTP 503" in message
-    assert f"{sources[2]}: no such file" in message
+    assert f"{sources[2]}: HTTP 403" in message
     assert _leftovers(tmp_path) == []
 
 
@@ -170,6 +237,52 @@ def test_existing_file_with_wrong_md5_is_replaced(file_server, tmp_path):
     result = fetch(file_server.url("/data.bin"), dest, md5=BODY_MD5, **FAST)
     assert result.source_used == file_server.url("/data.bin")
     assert dest.read_bytes() == BODY
+
+
+def test_existing_file_stays_until_a_verified_replacement_exists(file_server, tmp_path):
+    """It used to be deleted before the fetch, so a dead source left the user with nothing."""
+    file_server.files["/data.bin"] = BODY[:-1] + b"!"  # the new bytes fail their checksum
+    dest = tmp_path / "data.bin"
+    dest.write_bytes(b"the user's only copy")
+    for url in (file_server.url("/gone.bin"), file_server.url("/data.bin")):
+        with pytest.raises(DataError, match=r"the existing .*data\.bin was left as it was"):
+            fetch(url, dest, md5=BODY_MD5, **FAST)
+        assert dest.read_bytes() == b"the user's only copy"
+    assert _leftovers(tmp_path) == ["data.bin"]
+
+
+@pytest.mark.parametrize("spelling", ["same", "relative", "symlink"])
+def test_output_that_is_the_local_source_is_refused(tmp_path, monkeypatch, spelling):
+    """Fetching a local file onto itself used to delete it when its checksum did not match."""
+    source = tmp_path / "data.bin"
+    source.write_bytes(b"the user's only copy")
+    monkeypatch.chdir(tmp_path)
+    dest = {"same": source, "relative": Path("sub/../data.bin"), "symlink": tmp_path / "link.bin"}[spelling]
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.bin").symlink_to(source)
+    with pytest.raises(ConfigError, match=r"is the source .*data\.bin itself"):
+        fetch(str(source), dest, md5=BODY_MD5, **FAST)
+    assert source.read_bytes() == b"the user's only copy"
+
+
+def test_missing_local_source_is_an_error_even_with_the_output_in_place(tmp_path):
+    """A source that vanished after a first run used to be ignored (exit 0, the old file reused)."""
+    dest = tmp_path / "data.bin"
+    dest.write_bytes(BODY)
+    with pytest.raises(DataError, match=r"gone\.bin: configured source file is missing"):
+        fetch(str(tmp_path / "gone.bin"), dest, md5=BODY_MD5, **FAST)
+    with pytest.raises(DataError, match=r"gone\.bin: configured source file is missing"):
+        fetch(str(dest), tmp_path / "copy.bin", mirrors=[str(tmp_path / "gone.bin")], **FAST)  # a mirror too
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"timeout": 0}, r"timeout \(--timeout\) must be > 0 seconds, got 0"),
+    ({"retries": -1}, r"retries \(--retries\) must be >= 0, got -1"),
+])
+def test_bad_options_are_refused_before_anything_is_fetched(file_server, tmp_path, options, message):
+    with pytest.raises(ConfigError, match=message):
+        fetch(file_server.url("/data.bin"), tmp_path / "data.bin", **{**FAST, **options})
+    assert file_server.requests == []
 
 
 def test_without_md5_the_checksum_is_computed_and_flagged(file_server, tmp_path, caplog):

@@ -65,3 +65,17 @@ def test_one_changed_volume_reruns_exactly_its_jobs(tmp_path):
     again = snakemake(*DEMO_ARGS, cwd=folder, timeout=600)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert planned_jobs(folder, *DEMO_ARGS) == {}
+
+
+def test_a_configured_local_source_that_is_missing_stops_the_dag(tmp_path):
+    """A local mirror that is missing used to pass the DAG (only the url was an input)."""
+    folder = copy_workflow(tmp_path)
+    source, mirror = folder / "local" / "Task02_Heart.tar", folder / "elsewhere" / "Task02_Heart.tar"
+    source.parent.mkdir()
+    source.write_bytes(b"an archive")
+    (folder / "local.yaml").write_text("data:\n  heart:\n    files:\n"
+                                       f"      archive: {{url: '{source}', mirrors: ['{mirror}'], md5: null}}\n")
+    result = snakemake("-n", "results/data/heart/Task02_Heart.tar", "--configfile", "local.yaml", cwd=folder)
+    assert result.returncode != 0
+    assert re.search(rf"Missing input files for rule fetch:.*{re.escape(str(mirror))}", result.stdout + result.stderr,
+                     re.DOTALL), result.stdout[-3000:] + result.stderr[-3000:]

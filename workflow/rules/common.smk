@@ -79,9 +79,9 @@ SOURCES = {(dataset, name): _parse_sources(dataset, name) for dataset in config[
 
 
 def source_inputs(dataset, name):
-    """A local source is a rule input (so the DAG can build it); a remote one is not."""
-    source = SOURCES[(dataset, name)][0]
-    return [] if source.is_remote else [source.target]
+    """Local sources (url and mirrors) are inputs of the fetch job (so the DAG can build them), and one that is
+    configured but missing stops the run at DAG build, naming it, even when the output exists."""
+    return [source.target for source in SOURCES[(dataset, name)] if not source.is_remote]
 
 
 def source_args(dataset, name):

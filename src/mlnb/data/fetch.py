@@ -8,14 +8,21 @@ the bytes already received (``Range``, guarded by ``If-Range``) when the server
 allows it, and restarts from zero when it does not. pooch is not used for HTTP
 because its downloader always starts over, which hurts on the 1.3 GB CelebA zip.
 
-The bytes land in a temporary file beside the destination and are renamed to the
-final name only after their MD5 matches, so a failed, cut or wrong download never
-leaves anything under the final name.
+The bytes land in a partial file beside the destination (``.NAME.part``) and are
+renamed to the final name only after their MD5 matches, so a failed, cut or wrong
+download never leaves anything under the final name, and an existing file under
+that name stays until its verified replacement is in place. A download that is
+interrupted (retries exhausted, SIGTERM, even SIGKILL) keeps its partial file and a
+small record of where it came from (``.NAME.part.json``: the source, the server's
+ETag or Last-Modified, the size), so the next run resumes it; bytes from another
+source, or from a file the server has since changed, are never spliced on.
+A local source must exist, and is never the output itself.
 """
 
 from __future__ import annotations
 
 import glob
+import json
 import logging
 import os
 import re
@@ -29,7 +36,7 @@ from tqdm import tqdm
 
 from mlnb.data.source import Source, parse_source
 from mlnb.errors import ConfigError, DataError
-from mlnb.io import atomic_path, file_md5
+from mlnb.io import FILE_MODE, atomic_path, file_md5
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +45,7 @@ ALREADY_PRESENT = "already present"
 
 CHUNK_SIZE = 1 << 20
 _MD5 = re.compile(r"[0-9a-f]{32}")
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-\d+/(?:\d+|\*)")
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-\d+/(\d+|\*)")
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,15 @@ class _RetryableError(Exception):
 
 
 class _SourceError(Exception):
-    """This source cannot supply the file; move on to the next one."""
+    """This source cannot supply the file now; move on to the next one.
+
+    ``transient``: the attempts ran out on errors that may pass (cut connections,
+    timeouts), so the bytes received so far are kept for a later run.
+    """
+
+    def __init__(self, message: str, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
 
 
 def normalise_md5(md5: str | None) -> str | None:
@@ -89,7 +104,12 @@ def fetch(
     expected = normalise_md5(md5)
     sources = [parse_source(text) for text in (url, *mirrors)]
     if retries < 0:
-        raise ConfigError(f"retries must be >= 0, got {retries}")
+        raise ConfigError(f"retries (--retries) must be >= 0, got {retries}")
+    if not timeout > 0:
+        raise ConfigError(f"timeout (--timeout) must be > 0 seconds, got {timeout}")
+    if dest.is_dir():
+        raise ConfigError(f"--out {dest}: is a folder; give the file to write")
+    _check_local_sources(sources, dest)
     if dest.is_file() and (present := _verified_existing(dest, expected)):
         return present
     failures = []
@@ -105,11 +125,25 @@ def fetch(
         else:
             log.info("%s: md5 %s verified (from %s)", dest, result.md5, source.text)
         return result
-    raise DataError(f"{dest}: could not fetch it from any of {len(sources)} source(s): " + "; ".join(failures))
+    kept = f"; the existing {dest} was left as it was" if dest.is_file() else ""
+    raise DataError(f"{dest}: could not fetch it from any of {len(sources)} source(s): "
+                    + "; ".join(failures) + kept)
+
+
+def _check_local_sources(sources: list[Source], dest: Path) -> None:
+    """A configured local source must exist, and must not be the output (replacing it would lose it)."""
+    for source in sources:
+        if source.is_remote:
+            continue
+        path = Path(source.target)
+        if not path.is_file():
+            raise DataError(f"{source.text}: configured source file is missing (or not a file)")
+        if path.resolve() == dest.resolve() or (dest.exists() and os.path.samefile(path, dest)):
+            raise ConfigError(f"--out {dest} is the source {source.text} itself; write the copy elsewhere")
 
 
 def _verified_existing(dest: Path, expected: str | None) -> FetchResult | None:
-    """Return a result for an existing ``dest`` that matches; remove one that does not."""
+    """A result for an existing ``dest`` that matches ``expected``; None (keeping the file) when it does not."""
     if expected is None:
         log.info("%s exists but no md5 is given to verify it; fetching it again", dest)
         return None
@@ -117,22 +151,87 @@ def _verified_existing(dest: Path, expected: str | None) -> FetchResult | None:
     if actual == expected:
         log.info("%s: already present, md5 %s verified", dest, actual)
         return FetchResult(dest, actual, ALREADY_PRESENT)
-    log.warning("%s exists with md5 %s, not the expected %s; removing it and fetching again", dest, actual, expected)
-    dest.unlink()
+    log.warning("%s exists with md5 %s, not the expected %s; fetching it again "
+                "(it stays until a verified replacement is in place)", dest, actual, expected)
     return None
+
+
+class _Partial:
+    """The partial download of ``dest`` (``.NAME.part``) and its record (``.NAME.part.json``).
+
+    The record names the source the bytes came from, and for HTTP the validator
+    (strong ETag or Last-Modified) and total size the server announced. Names are
+    fixed per destination, so a later run finds what an interrupted one left.
+    """
+
+    def __init__(self, dest: Path):
+        self.data = dest.with_name(f".{dest.name}.part")
+        self.record_path = dest.with_name(f".{dest.name}.part.json")
+        self.record: dict = {}
+
+    def claim(self, source: Source) -> None:
+        """Keep bytes an earlier run left for this very source (and resumable kind); clear anything else."""
+        try:
+            record = json.loads(self.record_path.read_text())
+        except (OSError, ValueError):
+            record = {}
+        resumable = source.kind == "gdrive" or (source.kind == "http" and record.get("validator"))
+        if isinstance(record, dict) and record.get("source") == source.text and resumable:
+            size = self.data.stat().st_size if self.data.is_file() else 0
+            log.info("%s: resuming the partial download an earlier run left (%d bytes)", source.text, size)
+            self.record = record
+        else:
+            self.clear()
+            self.record = {"source": source.text}
+        self.save()
+
+    def update(self, **fields) -> None:
+        if any(self.record.get(key) != value for key, value in fields.items()):
+            self.record.update(fields)
+            self.save()
+
+    def save(self) -> None:
+        with atomic_path(self.record_path) as tmp:
+            tmp.write_text(json.dumps(self.record, sort_keys=True) + "\n")
+
+    def gdown_files(self) -> list[Path]:
+        """gdown's own resumable files for ``data``: the name plus 8 random characters and ``.part``."""
+        return [Path(name) for name in glob.glob(glob.escape(str(self.data)) + "?" * 8 + ".part")]
+
+    def is_empty(self) -> bool:
+        files = [self.data, *self.gdown_files()]
+        return not any(path.is_file() and path.stat().st_size for path in files)
+
+    def clear(self) -> None:
+        for path in (self.data, self.record_path, *self.gdown_files()):
+            path.unlink(missing_ok=True)
+
+    def publish(self, dest: Path) -> None:
+        os.chmod(self.data, FILE_MODE)
+        os.replace(self.data, dest)
+        self.clear()
 
 
 def _fetch_from(source: Source, dest: Path, expected: str | None, retries: int,
                 timeout: float, progress: bool, backoff: float) -> FetchResult:
-    with atomic_path(dest) as tmp:
-        transfer = TRANSFERS[source.kind](source, tmp, dest.name, timeout, progress)
-        try:
-            _with_retries(transfer.attempt, retries, backoff, source.text)
-        finally:
-            transfer.close()
-        actual = file_md5(tmp)
-        if expected is not None and actual != expected:
-            raise _SourceError(f"checksum mismatch for {dest.name}: expected md5 {expected}, got {actual}")
+    partial = _Partial(dest)
+    partial.claim(source)
+    transfer = TRANSFERS[source.kind](source, partial, dest.name, timeout, progress)
+    try:
+        _with_retries(transfer.attempt, retries, backoff, source.text)
+    except _SourceError as error:
+        if not error.transient or partial.is_empty():
+            partial.clear()
+        raise
+    except BaseException:  # stopped (SIGTERM, Ctrl-C): keep the bytes for the next run
+        if partial.is_empty():
+            partial.clear()
+        raise
+    actual = file_md5(partial.data)
+    if expected is not None and actual != expected:
+        partial.clear()
+        raise _SourceError(f"checksum mismatch for {dest.name}: expected md5 {expected}, got {actual}")
+    partial.publish(dest)
     return FetchResult(dest, actual, source.text)
 
 
@@ -143,47 +242,47 @@ def _with_retries(attempt: Callable[[], None], retries: int, backoff: float, lab
             return
         except _RetryableError as error:
             if number == retries:
-                raise _SourceError(f"{error} (gave up after {retries + 1} attempt(s))") from error
+                raise _SourceError(f"{error} (gave up after {retries + 1} attempt(s))", transient=True) from error
             delay = backoff * 2**number
             log.warning("%s: %s; retrying in %.2g s (attempt %d of %d)", label, error, delay, number + 2, retries + 1)
             time.sleep(delay)
 
 
 class _Transfer:
-    """Brings one source's bytes into ``target``; ``attempt`` may be called again after a failure."""
+    """Brings one source's bytes into ``partial.data``; ``attempt`` may be called again after a failure."""
 
-    def __init__(self, source: Source, target: Path, name: str, timeout: float, progress: bool):
-        self.source, self.target, self.name = source, target, name
+    def __init__(self, source: Source, partial: _Partial, name: str, timeout: float, progress: bool):
+        self.source, self.partial, self.target, self.name = source, partial, partial.data, name
         self.timeout, self.progress = timeout, progress
 
     def attempt(self) -> None:
         raise NotImplementedError
 
-    def close(self) -> None:
-        """Remove anything the transfer left beside ``target``."""
-
 
 class _HttpTransfer(_Transfer):
-    """Stream a URL into ``target``; after a cut, continue from the bytes already there."""
+    """Stream a URL into ``target``; after a cut, continue from the bytes already there.
 
-    validator: str | None = None  # strong ETag or Last-Modified of the bytes already in target
+    The record holds the validator (strong ETag or Last-Modified) and size of the bytes
+    already in target: a resumed request carries ``If-Range``, so a changed file comes whole.
+    """
 
     def attempt(self) -> None:
         import requests
         import urllib3
 
-        have = self.target.stat().st_size
+        have = self.target.stat().st_size if self.target.is_file() else 0
         headers = {"Accept-Encoding": "identity"}  # bytes on disk = bytes on the wire
+        validator = self.partial.record.get("validator")
         if have:
             headers["Range"] = f"bytes={have}-"
-            if self.validator:
-                headers["If-Range"] = self.validator
+            if validator:
+                headers["If-Range"] = validator
         try:
             with requests.get(self.source.target, headers=headers, stream=True, timeout=self.timeout) as response:
                 start = self._start_offset(response, have)
-                self.validator = _validator(response)
                 length = response.headers.get("Content-Length", "")
                 total = start + int(length) if length.isdigit() else None
+                self.partial.update(validator=_validator(response), size=total)
                 self._write(response, start, total)
                 size = self.target.stat().st_size
                 if total is not None and size != total:
@@ -203,7 +302,9 @@ class _HttpTransfer(_Transfer):
                 log.info("%s: the server sent the whole file again; restarting from zero", self.source.text)
             return 0
         match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
-        if not have or match is None or int(match.group(1)) != have:
+        recorded_size = self.partial.record.get("size")
+        if (not have or match is None or int(match.group(1)) != have
+                or (recorded_size and match.group(2) not in ("*", str(recorded_size)))):
             self.target.write_bytes(b"")
             content_range = response.headers.get("Content-Range")
             raise _RetryableError(f"unexpected partial response (Content-Range {content_range!r}); restarting")
@@ -211,11 +312,12 @@ class _HttpTransfer(_Transfer):
         return have
 
     def _write(self, response, start: int, total: int | None) -> None:
-        with open(self.target, "ab" if start else "wb") as out, tqdm(
+        """Append what arrives as it arrives (read1, unbuffered), so even a killed run keeps its bytes."""
+        with open(self.target, "ab" if start else "wb", buffering=0) as out, tqdm(
             total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
             desc=self.name, disable=not self.progress,
         ) as bar:
-            for chunk in response.raw.stream(CHUNK_SIZE, decode_content=False):
+            while chunk := response.raw.read1(CHUNK_SIZE, decode_content=False):
                 out.write(chunk)
                 bar.update(len(chunk))
 
@@ -239,7 +341,11 @@ def _validator(response) -> str | None:
 
 
 class _DriveTransfer(_Transfer):
-    """Download a Google Drive file with gdown, which resumes its own partial file between attempts."""
+    """Download a Google Drive file with gdown, which resumes its own partial file between attempts.
+
+    gdown keeps ``<output>XXXXXXXX.part`` beside its output (here ``partial.data``)
+    and finds it again in a later run; the record ties those bytes to this file id.
+    """
 
     def attempt(self) -> None:
         import gdown
@@ -263,11 +369,6 @@ class _DriveTransfer(_Transfer):
             raise _SourceError("gdown returned no file")
         if _looks_like_html(self.target):
             raise _SourceError("Google Drive sent a web page instead of the file (quota exceeded, or not public)")
-
-    def close(self) -> None:
-        # gdown keeps "<output>XXXXXXXX.part" files for resuming; the output name is unique to this fetch.
-        for partial in glob.glob(glob.escape(str(self.target)) + "*.part"):
-            Path(partial).unlink(missing_ok=True)
 
 
 def _looks_like_html(path: Path) -> bool:
