@@ -29,11 +29,6 @@ def redetect(aligner: Aligner, crop: np.ndarray) -> np.ndarray | None:
     return aligner.landmarker.landmarks(gray, face.box) / REDETECT_SCALE - REDETECT_PAD
 
 
-def celeba_points_from_dlib(landmarks: np.ndarray) -> np.ndarray:
-    """CelebA's five landmarks as the groups of dlib points they correspond to."""
-    return np.array([landmarks[list(group)].mean(axis=0) for group in align.CELEBA_TEMPLATE_GROUPS])
-
-
 @pytest.mark.parametrize("landmark_set", sorted(align.LANDMARK_SETS))
 def test_redetected_landmarks_of_aligned_faces_sit_on_the_template(replica_faces, aligner, landmark_set):
     options = AlignOptions(landmarks=landmark_set)
@@ -97,7 +92,7 @@ def test_celeba_fallback_crops_nearly_what_dlib_crops(replica_faces, aligner):
     for _, face in replica_faces:
         result = aligner.align_image(bgr(face))
         if result.method == DLIB:
-            fallback = align.celeba_similarity(celeba_points_from_dlib(result.landmarks), 64)
+            fallback = align.celeba_similarity(align.celeba_points(result.landmarks), 64)
             mapped = align.apply_affine(fallback, result.landmarks[indices])
             distances.append(np.linalg.norm(mapped - align.template_points(tuple(indices), 64), axis=1).mean())
     assert np.mean(distances) < 3.0
