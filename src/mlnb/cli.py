@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gather-faces": ("mlnb.faces.gather", "gather aligned shards into one array, manifest and preview"),
     "augment": ("mlnb.augment.cli", "augment an image (2D/3D) and its segmentation"),
     "gather-augment": ("mlnb.augment.gather", "gather augmented cases into a manifest and log them"),
+    "fid-stats": ("mlnb.gan.stats_cli", "Inception statistics of a dataset's images, cached for FID"),
 }
 
 

@@ -1,0 +1,55 @@
+"""``mlnb fid-stats``: the real images' Inception statistics, computed once per dataset and cached.
+
+The training images pass through exactly the protocol the generated ones do
+(:mod:`mlnb.gan.fid`); with ``fid_real_samples`` set, a seeded subset of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import torch
+
+from mlnb.gan.fid import FeatureStats, inception_features
+from mlnb.gan.images import load_images
+from mlnb.gan.settings import DcganSettings
+from mlnb.rng import generator
+from mlnb.settings import add_settings_arguments, settings_from_args
+from mlnb.train.device import DEVICE_CHOICES, choose_device, torch_threads
+
+log = logging.getLogger(__name__)
+
+
+def configure_parser(parser) -> None:
+    parser.add_argument("images", help="packed uint8 images: faces.npy (N x S x S x 3) or mnist.npz (x_train)")
+    parser.add_argument("--out", required=True, help="statistics file to write (.npz)")
+    parser.add_argument("--seed", type=int, default=0, help="master seed (chooses the subset)")
+    parser.add_argument("--dataset", default="images", help="dataset name (a key of the subset's seed)")
+    parser.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)} or cuda:N")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
+    add_settings_arguments(parser, DcganSettings)
+
+
+def real_subset(count: int, wanted: int | None, seed: int, dataset: str) -> np.ndarray:
+    """Indices (ascending) of the images the statistics use: all, or a seeded subset of ``wanted``."""
+    if wanted is None or wanted >= count:
+        return np.arange(count)
+    return np.sort(generator(seed, "dcgan", "fid-real", dataset).choice(count, wanted, replace=False))
+
+
+def run(args) -> int:
+    settings = settings_from_args(DcganSettings, args)
+    images = load_images(args.images)
+    chosen = real_subset(len(images), settings.fid_real_samples, args.seed, args.dataset)
+    device = choose_device(args.device)
+    with torch_threads(args.threads):
+        pixels = torch.from_numpy(np.ascontiguousarray(images[chosen])).permute(0, 3, 1, 2).to(device)
+        began = time.perf_counter()
+        stats = FeatureStats.of(inception_features(pixels))
+        seconds = time.perf_counter() - began
+    stats.save(args.out)
+    log.info("FID statistics of %d of %d images from %s in %.1f s (%.1f images/s) -> %s",
+             stats.count, len(images), args.images, seconds, stats.count / seconds, args.out)
+    return 0
