@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from mlnb.data.archive import Extraction, is_macos_junk, safe_extract
+from mlnb.data.archive import OWNERSHIP_RECORD, Extraction, is_macos_junk, safe_extract
 from mlnb.errors import DataError
 
 CONTENT = {
@@ -51,7 +52,7 @@ def test_good_tar_is_extracted(tmp_path, mode):
     assert result == Extraction(files=[dest / name for name in CONTENT], skipped=[])
     for name, data in CONTENT.items():
         assert (dest / name).read_bytes() == data
-    assert [p.name for p in dest.iterdir()] == ["Task02_Heart"]  # no staging folder left
+    assert sorted(p.name for p in dest.iterdir()) == [OWNERSHIP_RECORD, "Task02_Heart"]  # no staging folder left
 
 
 def test_good_zip_is_extracted(tmp_path):
@@ -76,7 +77,7 @@ def test_macos_junk_is_skipped_and_reported(tmp_path):
     assert result.skipped == ["Task02_Heart/imagesTr/._la_003.nii.gz", "__MACOSX/Task02_Heart/._dataset.json",
                               "Task02_Heart/.DS_Store"]
     assert _everything_under(tmp_path / "out") == sorted(
-        ["Task02_Heart", "Task02_Heart/imagesTr", "Task02_Heart/labelsTr", *CONTENT])
+        [OWNERSHIP_RECORD, "Task02_Heart", "Task02_Heart/imagesTr", "Task02_Heart/labelsTr", *CONTENT])
 
 
 @pytest.mark.parametrize(("name", "junk"), [("a/._b", True), ("__MACOSX/a", True), ("a/.DS_Store", True),
@@ -139,14 +140,31 @@ def test_members_limit_extraction(tmp_path):
 
 def test_rerun_replaces_the_archive_entries_and_keeps_other_files(tmp_path):
     dest = tmp_path / "out"
-    (dest / "Task02_Heart").mkdir(parents=True)
+    archive = _write_tar(tmp_path / "task.tar", [_tar_entry(n, data=d) for n, d in CONTENT.items()])
+    safe_extract(archive, dest)
     (dest / "Task02_Heart/stale.txt").write_bytes(b"from an older extraction")
     (dest / "index.csv").write_bytes(b"kept")
-    archive = _write_tar(tmp_path / "task.tar", [_tar_entry(n, data=d) for n, d in CONTENT.items()])
     safe_extract(archive, dest)
     assert not (dest / "Task02_Heart/stale.txt").exists()
     assert (dest / "index.csv").read_bytes() == b"kept"
-    assert sorted(p.name for p in dest.iterdir()) == ["Task02_Heart", "index.csv"]
+    assert sorted(p.name for p in dest.iterdir()) == [OWNERSHIP_RECORD, "Task02_Heart", "index.csv"]
+    assert json.loads((dest / OWNERSHIP_RECORD).read_text()) == {"archive": str(archive), "entries": ["Task02_Heart"]}
+
+
+def test_a_folder_that_extraction_did_not_make_is_never_replaced(tmp_path):
+    """--extract-to used to replace a same-named top-level folder of the user's (their notes vanished)."""
+    dest = tmp_path / "out"
+    (dest / "Task02_Heart").mkdir(parents=True)
+    (dest / "Task02_Heart/notes.txt").write_bytes(b"the user's notes")
+    archive = _write_tar(tmp_path / "task.tar", [_tar_entry(n, data=d) for n, d in CONTENT.items()])
+    with pytest.raises(DataError, match=r"Task02_Heart already exists and was not extracted by mlnb; refusing"):
+        safe_extract(archive, dest)
+    assert _everything_under(dest) == ["Task02_Heart", "Task02_Heart/notes.txt"]
+    # Beside the user's own entries, an archive with other top-level names is extracted (and recorded).
+    other = _write_tar(tmp_path / "other.tar", [_tar_entry("Task04/dataset.json", data=b"{}")])
+    safe_extract(other, dest)
+    assert (dest / "Task02_Heart/notes.txt").read_bytes() == b"the user's notes"
+    assert json.loads((dest / OWNERSHIP_RECORD).read_text())["entries"] == ["Task04"]
 
 
 class _SimulatedKillError(Exception):

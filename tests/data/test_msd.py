@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import nibabel as nib
 import numpy as np
@@ -88,3 +89,78 @@ def test_prepare_extracts_and_indexes_replica(tmp_path):
     assert set(written[0]["labels"].split()) <= {"0", "1", "2", "3"}
     # The AppleDouble file of the archive is not a case and is not extracted as one.
     assert not any(p.name.startswith("._") for p in (tmp_path / "extracted").rglob("*"))
+
+
+def _set_training(task, training):
+    (task / "dataset.json").write_text(json.dumps({"training": training}))
+
+
+def test_paths_outside_the_extracted_folder_are_refused(task, tmp_path):
+    """dataset.json used to be followed anywhere: the pipeline augmented a host file."""
+    host_file = tmp_path.parent / "host.nii.gz"
+    save(np.zeros((6, 5, 4), np.float32), host_file)
+    for image in (str(host_file), "../../host.nii.gz"):
+        _set_training(task, [{"image": image, "label": "./labelsTr/la_003.nii.gz"}])
+        with pytest.raises(DataError, match=r"training\[0\]\.image .*host\.nii\.gz' points outside the extracted"):
+            msd.index_task(tmp_path)
+    _set_training(task, [{"image": "./imagesTr/la_003.nii.gz", "label": "/etc/hostname"}])
+    with pytest.raises(DataError, match=r"training\[0\]\.label '/etc/hostname' points outside"):
+        msd.index_task(tmp_path)
+
+
+def test_a_symlink_out_of_the_folder_is_refused(task, tmp_path):
+    outside = tmp_path.parent / "outside.nii.gz"
+    save(np.zeros((6, 5, 4), np.float32), outside)
+    (task / "imagesTr" / "la_003.nii.gz").unlink()
+    (task / "imagesTr" / "la_003.nii.gz").symlink_to(outside)
+    with pytest.raises(DataError, match=r"training\[0\]\.image .* points outside"):
+        msd.index_task(tmp_path)
+
+
+def test_duplicate_case_names_are_refused_naming_both_entries(task, tmp_path):
+    entry = {"image": "./imagesTr/la_003.nii.gz", "label": "./labelsTr/la_003.nii.gz"}
+    other = {"image": "./imagesTr/la_004.nii.gz", "label": "./labelsTr/la_004.nii.gz"}
+    _set_training(task, [entry, other, entry])
+    with pytest.raises(DataError, match=r"training\[0\] and training\[2\] are both case 'la_003'"):
+        msd.index_task(tmp_path)
+
+
+def test_unsafe_case_name_is_refused(task, tmp_path):
+    save(np.zeros((6, 5, 4), np.float32), task / "imagesTr" / "la 003.nii.gz")
+    _set_training(task, [{"image": "./imagesTr/la 003.nii.gz", "label": "./labelsTr/la_003.nii.gz"}])
+    with pytest.raises(DataError, match=r"training\[0\]\.image: case name 'la 003' may hold only"):
+        msd.index_task(tmp_path)
+
+
+@pytest.mark.parametrize(("training", "message"), [
+    ([{"image": 5, "label": "./labelsTr/la_003.nii.gz"}], r"training\[0\]\.image must be a file path .*got 5"),
+    ([{"image": "./imagesTr/la_003.nii.gz"}], r"training\[0\]\.label must be a file path .*got None"),
+    (["./imagesTr/la_003.nii.gz"], r"training\[0\] must be an object"),
+    ({"image": "x"}, r"'training' must be a list"),
+    ([], r"the 'training' list is empty"),
+])
+def test_malformed_entries_are_named(task, tmp_path, training, message):
+    _set_training(task, training)
+    with pytest.raises(DataError, match=message):
+        msd.index_task(tmp_path)
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nii"])
+def test_truncated_voxel_data_is_refused_at_prepare_time(task, tmp_path, suffix):
+    """Only headers used to be read: a cut image passed and failed later in augmentation."""
+    path = task / "imagesTr" / f"la_003{suffix}"
+    save(np.random.default_rng(2).normal(size=(30, 30, 30)).astype(np.float32), path)  # header intact after the cut
+    path.write_bytes(path.read_bytes()[:-1000])
+    if suffix == ".nii":
+        (task / "imagesTr" / "la_003.nii.gz").unlink()
+    _set_training(task, [{"image": f"./imagesTr/la_003{suffix}", "label": "./labelsTr/la_003.nii.gz"}])
+    with pytest.raises(DataError, match=rf"la_003{re.escape(suffix)}: image data of case la_003 is truncated"):
+        msd.index_task(tmp_path)
+
+
+def test_nan_voxels_are_refused(task, tmp_path):
+    volume = np.zeros((6, 5, 4), np.float32)
+    volume[1, 2, 3] = volume[0, 0, 0] = np.nan
+    save(volume, task / "imagesTr" / "la_004.nii.gz")
+    with pytest.raises(DataError, match=r"la_004\.nii\.gz: image of case la_004 holds 2 NaN or infinite voxels"):
+        msd.index_task(tmp_path)

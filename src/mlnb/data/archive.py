@@ -8,14 +8,17 @@ that escape through other links). macOS AppleDouble junk (``._*``, ``__MACOSX/``
 ``.DS_Store``) is skipped and reported.
 
 Extraction goes to a hidden staging folder inside ``dest``; only when it is
-complete are the archive's top-level entries renamed into ``dest`` (replacing
-earlier copies of those same entries, so a rerun is idempotent), so an interrupted
-extraction never leaves a half-written tree under a final name.
+complete are the archive's top-level entries renamed into ``dest``, so an
+interrupted extraction never leaves a half-written tree under a final name.
+``dest/.mlnb-extraction.json`` records the top-level entries that extraction put
+there: a rerun replaces those (it is idempotent), but an entry of the same name
+that something else made is never replaced; the archive is refused instead.
 """
 
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 import lzma
 import os
@@ -30,8 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from mlnb.errors import DataError
+from mlnb.io import atomic_path
 
 log = logging.getLogger(__name__)
+
+#: in an extraction folder: which of its top-level entries mlnb extracted (and so may replace)
+OWNERSHIP_RECORD = ".mlnb-extraction.json"
 
 #: what tarfile, zipfile and the decompressors raise for damaged or truncated data
 _CORRUPT = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError)
@@ -88,8 +95,36 @@ def _checked_entries(reader: _TarReader | _ZipReader, archive: Path) -> list[_En
     return entries
 
 
+def _owned_entries(dest: Path) -> set[str]:
+    """The top-level entries of ``dest`` that an earlier extraction recorded as its own."""
+    record = dest / OWNERSHIP_RECORD
+    if not record.is_file():
+        return set()
+    try:
+        entries = json.loads(record.read_text())["entries"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DataError(f"{record}: unreadable extraction record ({error}); "
+                        f"remove it only if mlnb made everything in {dest}") from error
+    return {name for name in entries if isinstance(name, str)}
+
+
+def _claim_top_level(names: list[str], archive: Path, dest: Path) -> list[str]:
+    """Refuse to replace a top-level entry of ``dest`` that no earlier extraction made; return all owned ones."""
+    owned = _owned_entries(dest)
+    top_level = sorted({PurePosixPath(name).parts[0] for name in names if name != "."})
+    for name in top_level:
+        if name == OWNERSHIP_RECORD:
+            raise DataError(f"{archive}: refusing entry {name!r}: the name of mlnb's extraction record")
+        existing = dest / name
+        if (existing.exists() or existing.is_symlink()) and name not in owned:
+            raise DataError(f"{archive}: {existing} already exists and was not extracted by mlnb; "
+                            "refusing to replace it (extract into an empty or mlnb-made folder)")
+    return sorted(owned | set(top_level))
+
+
 def _extract_staged(reader: _TarReader | _ZipReader, names: list[str], archive: Path, dest: Path) -> None:
     """Extract into a staging folder inside ``dest``, then rename the complete tree into place."""
+    owned = _claim_top_level(names, archive, dest)
     dest.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{archive.name}.extracting-", dir=dest))
     tree = staging / "tree"
@@ -104,6 +139,8 @@ def _extract_staged(reader: _TarReader | _ZipReader, names: list[str], archive: 
             raise DataError(f"{archive}: corrupt or truncated archive ({error}); "
                             f"nothing was extracted into {dest}") from error
         _move_into_place(tree, dest, staging / "replaced")
+        with atomic_path(dest / OWNERSHIP_RECORD) as tmp:
+            tmp.write_text(json.dumps({"archive": str(archive), "entries": owned}, indent=1) + "\n")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
