@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import signal
 import sys
 
+from mlnb import stopping
 from mlnb.errors import MlnbError
 
 #: sub-command -> (module, one-line help)
@@ -41,14 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _exit_on_sigterm(signum, frame) -> None:
-    """Turn SIGTERM (Snakemake or Slurm stopping a job) into SystemExit, so cleanups run."""
-    raise SystemExit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    # SIGTERM (Snakemake or Slurm stopping a job) becomes SystemExit, so cleanups run;
+    # long loops stop between steps instead (mlnb.stopping.cooperative_stop).
+    stopping.exit_on_sigterm()
     parser = build_parser()
     # Parse only up to the command name, then let the command's module build its own parser.
     top, rest = parser.parse_known_args(argv)
@@ -66,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     except MlnbError as error:
         logging.getLogger("mlnb").error("%s", error)
         return 2
+    except (stopping.Stopped, KeyboardInterrupt) as error:
+        signal_name = stopping.stop_signal_of(error)
+        logging.getLogger("mlnb").error("mlnb %s: stopped by %s", top.command, signal_name)
+        return stopping.exit_code(signal_name)
 
 
 if __name__ == "__main__":

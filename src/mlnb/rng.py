@@ -15,9 +15,35 @@ import numpy as np
 
 
 def _key_to_int(key: object) -> int:
-    if isinstance(key, numbers.Integral) and not isinstance(key, bool) and key >= 0:
-        return operator.index(key)  # numpy integers too, whatever their repr
-    digest = hashlib.sha256(repr(key).encode()).digest()
+    """A spawn-key word from a key's type and value, never from how it is spelled.
+
+    Numpy scalars count as the Python value they hold (``np.str_("a")`` is ``"a"``,
+    ``np.int64(3)`` is ``3``): ids read through numpy or pandas keep their streams.
+    A non-negative int is its own word; any other key is hashed from the ``repr``
+    of its plain Python value, which names the type too, so ``True``, ``1``,
+    ``1.0`` and ``"1"`` are four different keys. Other types are refused: the repr
+    of an arbitrary object may hold a memory address.
+    """
+    if isinstance(key, np.generic):
+        key = key.item()
+    if isinstance(key, bool):
+        value: object = bool(key)
+    elif isinstance(key, numbers.Integral):
+        value = operator.index(key)
+        if value >= 0:
+            return value
+    elif isinstance(key, str):
+        value = str(key)
+    elif isinstance(key, float):
+        value = float(key)
+    elif isinstance(key, bytes):
+        value = bytes(key)
+    elif key is None:
+        value = None
+    else:
+        raise TypeError(f"random stream key {key!r}: expected str, int, float, bool, bytes or None, "
+                        f"not {type(key).__name__}")
+    digest = hashlib.sha256(repr(value).encode()).digest()
     return int.from_bytes(digest[:8], "little")
 
 
@@ -33,3 +59,10 @@ def generator(seed: int, *keys: object) -> np.random.Generator:
 def torch_seed(seed: int, *keys: object) -> int:
     """A 63-bit seed for ``torch.Generator().manual_seed`` derived the same way."""
     return int(seed_sequence(seed, *keys).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+def torch_generator(seed: int, *keys: object, device: str = "cpu"):
+    """A ``torch.Generator`` on ``device`` seeded from (seed, *keys); torch is imported only here."""
+    import torch
+
+    return torch.Generator(device=device).manual_seed(torch_seed(seed, *keys))

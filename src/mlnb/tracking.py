@@ -6,20 +6,30 @@ tracking URI they log nothing, so every stage also runs by hand with no MLflow.
 
 The default store is embedded: SQLite at ``results/mlflow/mlflow.db`` with
 artifacts under ``results/mlflow/artifacts``. Creating that store runs database
-migrations, so :func:`ensure_experiment` is called once (by ``mlnb init-tracking``)
-before jobs fan out; afterwards many jobs may log at once, and every call retries
-on SQLite's "database is locked".
+migrations, which race when several processes do it at once, so only
+:func:`create_experiment` (``mlnb init-tracking``, run once before jobs fan out)
+creates the store and the experiment; jobs look the experiment up with
+:func:`experiment_id` and fail with a one-line error when it is missing. Many jobs
+may then log at once: every call goes through :func:`retry_locked`.
+
+An experiment made by ``init-tracking`` in a SQLite store keeps its artifacts in
+the store's folder. The store records that location as an absolute URI, so when
+the project folder is moved or copied, the next lookup points the experiment and
+its runs at the artifacts beside the store again (:func:`relocate_artifacts`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
 import platform
 import random
+import sqlite3
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib import metadata
@@ -30,12 +40,22 @@ import numpy as np
 
 from mlnb.errors import ConfigError
 from mlnb.io import file_md5
+from mlnb.stopping import deferred_signals, stop_signal_of
 
 log = logging.getLogger(__name__)
 
 DEFAULT_STORE = Path("results/mlflow")
+#: Experiment tag naming the artifact folder relative to a SQLite store's folder.
+ARTIFACTS_TAG = "mlnb.artifacts_beside_store"
+ARTIFACTS_FOLDER = "artifacts"
+#: Set by a caller (the Snakemake logger plugin) to nest every stage run under its run.
+PARENT_RUN_ENV = "MLNB_PARENT_RUN_ID"
+#: Environment variables recorded as ``env.NAME`` tags when set (which GPUs, which Slurm job).
+PROVENANCE_ENV = ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID")
 PROVENANCE_PACKAGES = ("mlnb", "numpy", "torch", "mlflow", "snakemake", "dlib-bin",
                        "opencv-python-headless", "nibabel")
+MAX_METRICS_PER_BATCH = 1000  # MLflow's limit for one log_batch call
+MAX_PARAMS_PER_BATCH = 100
 
 T = TypeVar("T")
 
@@ -48,17 +68,18 @@ def add_tracking_arguments(parser) -> None:
     group = parser.add_argument_group("MLflow tracking (optional)")
     group.add_argument("--tracking-uri", default=None,
                        help="MLflow tracking URI ('default' = SQLite under results/mlflow); omit to log nothing")
-    group.add_argument("--experiment", default="mlnb", help="MLflow experiment name")
+    group.add_argument("--experiment", default="mlnb",
+                       help="MLflow experiment name (created beforehand by mlnb init-tracking)")
     group.add_argument("--run-name", default=None, help="MLflow run name")
-    group.add_argument("--config-hash", default=None, help="hash of the resolved pipeline config")
     group.add_argument("--stage-config", type=json.loads, default=None, metavar="JSON",
-                       help="the resolved config this stage ran with (logged as config.* params)")
+                       help="the resolved config this stage ran with (logged as config.* params, hashed as "
+                            "the config_hash tag)")
     group.add_argument("--input-file", action="append", default=[], metavar="NAME=PATH",
                        help="an input whose md5 is logged as input_md5.NAME (repeatable)")
 
 
-def _retry_locked(call: Callable[..., T], *args, attempts: int = 8, **kwargs) -> T:
-    """Call ``call``; on SQLite lock contention wait (jittered back-off) and try again."""
+def retry_locked(call: Callable[..., T], *args, attempts: int = 8, **kwargs) -> T:
+    """Call ``call``; on SQLite lock contention wait (jittered back-off, ~50 s in all) and try again."""
     for attempt in range(attempts):
         try:
             return call(*args, **kwargs)
@@ -78,20 +99,100 @@ def resolve_uri(uri: str | None) -> str | None:
     return default_tracking_uri() if uri == "default" else uri
 
 
-def ensure_experiment(tracking_uri: str, name: str) -> str:
-    """Create the experiment (and the store) if missing; return its id."""
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI, else None."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def _artifacts_beside(db_path: Path, folder: str = ARTIFACTS_FOLDER) -> str:
+    return (db_path.parent / folder).resolve().as_uri()
+
+
+def create_experiment(tracking_uri: str, name: str) -> str:
+    """Create the store and the experiment if missing; return the experiment's id.
+
+    Only ``mlnb init-tracking`` calls this, once, before jobs fan out.
+    """
     import mlflow
 
-    tracking_uri = resolve_uri(tracking_uri)
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    experiment = _retry_locked(client.get_experiment_by_name, name)
+    uri = resolve_uri(tracking_uri)
+    db_path = sqlite_path(uri)
+    if db_path is not None:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment = _lookup(client, uri, name)
     if experiment is not None:
+        if (db_path is not None and ARTIFACTS_TAG not in experiment.tags
+                and experiment.artifact_location == _artifacts_beside(db_path)):
+            # Made before the tag existed, in the layout the tag describes.
+            retry_locked(client.set_experiment_tag, experiment.experiment_id, ARTIFACTS_TAG, ARTIFACTS_FOLDER)
         return experiment.experiment_id
-    artifact_location = None
-    if tracking_uri.startswith("sqlite:///"):
-        db_path = Path(tracking_uri.removeprefix("sqlite:///"))
-        artifact_location = (db_path.parent / "artifacts").resolve().as_uri()
-    return _retry_locked(client.create_experiment, name, artifact_location=artifact_location)
+    if db_path is None:
+        return retry_locked(client.create_experiment, name)
+    return retry_locked(client.create_experiment, name, artifact_location=_artifacts_beside(db_path),
+                        tags={ARTIFACTS_TAG: ARTIFACTS_FOLDER})
+
+
+def experiment_id(tracking_uri: str, name: str, client=None) -> str:
+    """The id of an existing experiment; ConfigError (naming the URI) when the store or it is missing.
+
+    Never creates anything: on a fresh SQLite store, concurrent creation races
+    ("duplicate column name"), so the store is left to ``mlnb init-tracking``.
+    """
+    import mlflow
+
+    uri = resolve_uri(tracking_uri)
+    _require_store(uri, name)
+    experiment = _lookup(client or mlflow.MlflowClient(tracking_uri=uri), uri, name)
+    if experiment is None:
+        raise ConfigError(f"MLflow experiment {name!r} not found at {uri}: {_create_hint(uri, name)}")
+    return experiment.experiment_id
+
+
+def _create_hint(uri: str, name: str) -> str:
+    return (f"create it first with `mlnb init-tracking --tracking-uri {uri} --experiment {name}` "
+            "(Snakemake's init_tracking rule)")
+
+
+def _require_store(uri: str, experiment: str) -> None:
+    """A missing SQLite store is an error, raised before any MLflow client would create it."""
+    db_path = sqlite_path(uri)
+    if db_path is not None and not db_path.is_file():
+        raise ConfigError(f"MLflow store {db_path} does not exist: {_create_hint(uri, experiment)}")
+
+
+def _lookup(client, uri: str, name: str):
+    """The experiment called ``name`` (artifacts relocated to a moved SQLite store), or None."""
+    experiment = retry_locked(client.get_experiment_by_name, name)
+    if experiment is None:
+        return None
+    if experiment.lifecycle_stage == "deleted":
+        raise ConfigError(f"MLflow experiment {name!r} at {uri} is deleted: restore it "
+                          "(mlflow experiments restore) or choose another mlflow.experiment")
+    db_path = sqlite_path(uri)
+    folder = experiment.tags.get(ARTIFACTS_TAG)
+    if db_path is not None and folder is not None:
+        expected = _artifacts_beside(db_path, folder)
+        if experiment.artifact_location != expected:
+            relocate_artifacts(db_path, experiment.experiment_id, experiment.artifact_location, expected)
+            experiment = retry_locked(client.get_experiment, experiment.experiment_id)
+    return experiment
+
+
+def relocate_artifacts(db_path: Path, experiment: str, old: str, new: str) -> None:
+    """Point an experiment and its runs from artifact root ``old`` to ``new`` (the store was moved).
+
+    MLflow has no API to change an artifact location, so this updates the two
+    columns in one SQLite transaction; concurrent jobs doing the same wait on the
+    lock and find nothing left to change.
+    """
+    log.info("MLflow store %s was moved: artifacts now under %s (were %s)", db_path, new, old)
+    with contextlib.closing(sqlite3.connect(db_path, timeout=60)) as db, db:
+        db.execute("update experiments set artifact_location = ? where experiment_id = ? and artifact_location = ?",
+                   (new, experiment, old))
+        db.execute("update runs set artifact_uri = ? || substr(artifact_uri, ?) "
+                   "where experiment_id = ? and substr(artifact_uri, 1, ?) = ?",
+                   (new, len(old) + 1, experiment, len(old) + 1, old + "/"))
 
 
 def git_commit() -> str:
@@ -116,15 +217,43 @@ def package_versions(names: Iterable[str] = PROVENANCE_PACKAGES) -> dict[str, st
     return versions
 
 
-def compute_device() -> str:
-    try:
-        import torch
+def device_tags() -> dict[str, str]:
+    """The compute device, and CUDA/cuDNN versions and the GPU when the job uses torch.
 
-        if torch.cuda.is_available():
-            return f"cuda:{torch.cuda.get_device_name(0)}"
-    except ImportError:
-        pass
-    return f"cpu:{platform.machine()}:{os.cpu_count()} cores"
+    Looks at torch only when the job has already imported it (importing torch just
+    to name the device costs ~2 s and ~190 MB per job), and names a GPU only once
+    CUDA is initialised (so tagging never initialises it).
+    """
+    cpu = f"cpu:{platform.machine()}:{os.cpu_count()} cores"
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return {"device": cpu}
+    tags = {"cuda.version": torch.version.cuda or "none",
+            "cudnn.version": str(torch.backends.cudnn.version()) if torch.backends.cudnn.is_available() else "none"}
+    if torch.cuda.is_initialized():
+        tags["gpu.name"] = torch.cuda.get_device_name()
+        tags["device"] = f"cuda:{tags['gpu.name']}"
+    else:
+        tags["device"] = cpu
+    return tags
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """A short digest of the settings a run used (canonical JSON, keys sorted)."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def provenance_tags(stage: str, config: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        "git_commit": git_commit(),
+        "config_hash": config_hash(config),
+        "mlnb.stage": stage,
+        "host": platform.node(),
+        **device_tags(),
+        **{f"env.{name}": os.environ[name] for name in PROVENANCE_ENV if name in os.environ},
+        **{f"version.{k}": v for k, v in package_versions().items()},
+    }
 
 
 def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -141,25 +270,42 @@ def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str
 
 
 class Tracker:
-    """Logging calls for one run; a Tracker with no run ignores every call."""
+    """Logging calls for one run; a Tracker with no run ignores every call.
 
-    def __init__(self, run_id: str | None = None, client=None):
+    Metrics are buffered: :meth:`log_metrics` keeps them in memory and writes one
+    batch when ``flush_size`` metrics are waiting or ``flush_seconds`` have passed
+    since the last write, and at the end of the run (per-step training losses
+    must not cost one SQLite transaction each). Everything else is written at once.
+    """
+
+    def __init__(self, run_id: str | None = None, client=None, flush_size: int = MAX_METRICS_PER_BATCH,
+                 flush_seconds: float = 10.0):
         self.run_id = run_id
         self._client = client
+        self.flush_size = flush_size
+        self.flush_seconds = flush_seconds
+        self._pending: list = []
+        self._last_flush = time.monotonic()
 
     @property
     def active(self) -> bool:
         return self.run_id is not None
 
-    def log_params(self, params: Mapping[str, Any]) -> None:
+    def log_params(self, params: Mapping[str, Any], logged: Mapping[str, str] | None = None) -> None:
+        """Log params; ``logged`` (a resumed run's params) must agree on every key both have."""
         if not self.active:
             return
         from mlflow.entities import Param
 
         flat = flatten_params(params)
-        items = [Param(k, v) for k, v in flat.items()]
-        for start in range(0, len(items), 100):
-            _retry_locked(self._client.log_batch, self.run_id, params=items[start:start + 100])
+        logged = logged or {}
+        for key, value in flat.items():
+            if key in logged and logged[key] != value:
+                raise ConfigError(f"cannot resume MLflow run {self.run_id}: param {key} was {logged[key]!r}, "
+                                  f"now {value!r}")
+        items = [Param(k, v) for k, v in flat.items() if k not in logged]
+        for start in range(0, len(items), MAX_PARAMS_PER_BATCH):
+            retry_locked(self._client.log_batch, self.run_id, params=items[start:start + MAX_PARAMS_PER_BATCH])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         if not self.active:
@@ -167,9 +313,17 @@ class Tracker:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
-        for start in range(0, len(items), 100):
-            _retry_locked(self._client.log_batch, self.run_id, metrics=items[start:start + 100])
+        self._pending.extend(Metric(k, float(v), now, step or 0) for k, v in metrics.items())
+        if len(self._pending) >= self.flush_size or time.monotonic() - self._last_flush >= self.flush_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered metrics, at most MLflow's batch limit per call."""
+        while self._pending:
+            batch = self._pending[:MAX_METRICS_PER_BATCH]
+            retry_locked(self._client.log_batch, self.run_id, metrics=batch)
+            del self._pending[:len(batch)]
+        self._last_flush = time.monotonic()
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         if not self.active:
@@ -177,63 +331,124 @@ class Tracker:
         from mlflow.entities import RunTag
 
         items = [RunTag(k, str(v)) for k, v in tags.items()]
-        _retry_locked(self._client.log_batch, self.run_id, tags=items)
+        for start in range(0, len(items), MAX_PARAMS_PER_BATCH):
+            retry_locked(self._client.log_batch, self.run_id, tags=items[start:start + MAX_PARAMS_PER_BATCH])
 
     def log_image(self, image: np.ndarray, name: str) -> None:
         """Log an HxW or HxWxC uint8 array as ``name`` (a .png path inside the run)."""
         if self.active:
-            _retry_locked(self._client.log_image, self.run_id, image, artifact_file=name)
+            retry_locked(self._client.log_image, self.run_id, image, artifact_file=name)
 
     def log_artifact(self, path: str | os.PathLike, folder: str | None = None) -> None:
         if self.active:
-            _retry_locked(self._client.log_artifact, self.run_id, str(path), folder)
+            retry_locked(self._client.log_artifact, self.run_id, str(path), folder)
 
     def log_dict(self, data: Mapping[str, Any], name: str) -> None:
         if self.active:
-            _retry_locked(self._client.log_dict, self.run_id, dict(data), name)
+            retry_locked(self._client.log_dict, self.run_id, dict(data), name)
 
 
 @contextlib.contextmanager
-def tracked_run(args, run_name: str, params: Mapping[str, Any] | None = None,
+def tracked_run(args, run_name: str, params: Mapping[str, Any] | None = None, run_id: str | None = None,
                 inputs: Mapping[str, str | os.PathLike] | None = None,
                 tags: Mapping[str, Any] | None = None) -> Iterator[Tracker]:
     """Open an MLflow run from a command's tracking arguments, with provenance.
 
-    ``inputs`` maps a name to an input file whose md5 is recorded (``input_md5.NAME``).
-    The run ends FINISHED, or FAILED when the body raises.
+    ``run_id`` continues that run (resuming from a checkpoint, a Slurm retry)
+    instead of creating one; its logged params must match. With ``MLNB_PARENT_RUN_ID``
+    set, a new run is a child of that run. ``inputs`` maps a name to an input file
+    whose md5 is recorded (``input_md5.NAME``).
+
+    The run ends FINISHED; KILLED with tag ``mlnb.stopped=<signal>`` when a signal
+    stopped the body (:class:`mlnb.stopping.Stopped`, SIGTERM's SystemExit, Ctrl-C);
+    FAILED on any other error. Buffered metrics are flushed first, and stop signals
+    arriving while the run is closed wait until it is, so no run is left RUNNING.
     """
     uri = resolve_uri(getattr(args, "tracking_uri", None))
     params = dict(params if params is not None else _cli_params(args))
-    if getattr(args, "stage_config", None):
-        params["config"] = args.stage_config
+    stage_config = getattr(args, "stage_config", None)
+    if stage_config:
+        params["config"] = stage_config
     inputs = {**_named_inputs(getattr(args, "input_file", [])), **(inputs or {})}
     if uri is None:
         yield Tracker()
         return
     import mlflow
 
+    _require_store(uri, args.experiment)  # before the client: it would create the store
     client = mlflow.MlflowClient(tracking_uri=uri)
-    experiment_id = ensure_experiment(uri, args.experiment)
-    provenance = {
-        "git_commit": git_commit(),
-        "config_hash": getattr(args, "config_hash", None) or "none",
-        "device": compute_device(),
-        "mlnb.stage": run_name,
-        **{f"version.{k}": v for k, v in package_versions().items()},
-    }
-    run = _retry_locked(client.create_run, experiment_id,
-                        run_name=getattr(args, "run_name", None) or run_name,
-                        tags={**provenance, **(tags or {})})
+    experiment = experiment_id(uri, args.experiment, client)
+    run_tags = {**provenance_tags(run_name, stage_config or params), **(tags or {})}
+    if run_id is None:
+        run = _create_run(client, uri, experiment, getattr(args, "run_name", None) or run_name, run_tags)
+    else:
+        run = _resume_run(client, uri, experiment, run_id)
     tracker = Tracker(run.info.run_id, client)
+    status, stopped_by = "FAILED", None
     try:
-        tracker.log_params(params)
+        if run_id is not None:
+            tracker.set_tags(run_tags)
+        tracker.log_params(params, logged=run.data.params)
         if inputs:
-            tracker.log_params({f"input_md5.{k}": file_md5(v) for k, v in inputs.items()})
+            tracker.log_params({f"input_md5.{k}": file_md5(v) for k, v in inputs.items()}, logged=run.data.params)
         yield tracker
-    except BaseException:
-        _retry_locked(client.set_terminated, run.info.run_id, "FAILED")
+        status = "FINISHED"
+    except BaseException as error:
+        stopped_by = stop_signal_of(error)
+        if stopped_by is not None:
+            status = "KILLED"
+        elif isinstance(error, SystemExit) and error.code in (0, None):
+            status = "FINISHED"
         raise
-    _retry_locked(client.set_terminated, run.info.run_id, "FINISHED")
+    finally:
+        with deferred_signals():
+            _end_run(client, tracker, status, stopped_by, keep_error=status == "FINISHED")
+
+
+def _create_run(client, uri: str, experiment: str, run_name: str, tags: dict[str, str]):
+    parent = os.environ.get(PARENT_RUN_ENV)
+    if parent:
+        _existing_run(client, uri, parent, f"{PARENT_RUN_ENV}={parent}: parent run")
+        tags = {**tags, "mlflow.parentRunId": parent}
+    return retry_locked(client.create_run, experiment, run_name=run_name, tags=tags)
+
+
+def _resume_run(client, uri: str, experiment: str, run_id: str):
+    run = _existing_run(client, uri, run_id, "cannot resume MLflow run")
+    if run.info.experiment_id != experiment:
+        raise ConfigError(f"cannot resume MLflow run {run_id}: it belongs to experiment {run.info.experiment_id}, "
+                          f"not {experiment}")
+    retry_locked(client.update_run, run_id, status="RUNNING")
+    return run
+
+
+def _existing_run(client, uri: str, run_id: str, what: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return retry_locked(client.get_run, run_id)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise ConfigError(f"{what} {run_id}: not found at {uri}") from None
+
+
+def _end_run(client, tracker: Tracker, status: str, stopped_by: str | None, keep_error: bool) -> None:
+    """Flush, refresh the device tags (CUDA may be up by now), mark the run ``status``.
+
+    When the body succeeded, a failed flush fails the run and propagates; when it
+    already failed, the body's error is the one that matters and this only logs.
+    """
+    try:
+        tracker.flush()
+        tracker.set_tags({**device_tags(), **({"mlnb.stopped": stopped_by} if stopped_by else {})})
+    except Exception:
+        if keep_error:
+            status = "FAILED"
+            raise
+        log.warning("could not write the last metrics of MLflow run %s", tracker.run_id, exc_info=True)
+    finally:
+        retry_locked(client.set_terminated, tracker.run_id, status)
 
 
 def _named_inputs(pairs: Iterable[str]) -> dict[str, str]:
@@ -247,5 +462,5 @@ def _named_inputs(pairs: Iterable[str]) -> dict[str, str]:
 
 
 def _cli_params(args) -> dict[str, Any]:
-    skip = {"tracking_uri", "experiment", "run_name", "config_hash", "stage_config", "input_file"}
+    skip = {"tracking_uri", "experiment", "run_name", "stage_config", "input_file"}
     return {k: v for k, v in vars(args).items() if k not in skip}

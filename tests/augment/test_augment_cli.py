@@ -146,6 +146,8 @@ def test_gather_logs_previews_and_the_manifest_to_mlflow(nifti_pair, tmp_path):
     image, seg = nifti_pair
     assert augment(image, seg, tmp_path / "a", "--copies", "2") == 0
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert cli.main(["init-tracking", "--tracking-uri", uri, "--experiment", "tests",
+                     "--out", str(tmp_path / "experiment.json")]) == 0
     records = sorted(str(path) for path in (tmp_path / "a").glob("*.json"))
     argv = ["gather-augment", *records, "--manifest", str(tmp_path / "manifest.csv"),
             "--tracking-uri", uri, "--experiment", "tests", "--run-name", "augment-heart"]

@@ -55,6 +55,8 @@ def test_gather_joins_shards_in_order(shard_dirs, celeba_replica, tmp_path):
 def test_gather_logs_summary_and_preview_to_mlflow(shard_dirs, tmp_path):
     mlflow = pytest.importorskip("mlflow")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert main(["init-tracking", "--tracking-uri", uri, "--experiment", "faces-test",
+                 "--out", str(tmp_path / "experiment.json")]) == 0
     assert main(["gather-faces", *map(str, shard_dirs), "--out", str(tmp_path / "out"),
                  "--tracking-uri", uri, "--experiment", "faces-test"]) == 0
     client = mlflow.MlflowClient(tracking_uri=uri)
