@@ -44,7 +44,7 @@ def paths(tmp_path):
         tar.addfile(info, io.BytesIO(data))
     (tmp_path / "other.npz").write_bytes(b"PK\x03\x04 a zip header, then nothing")
     record = tmp_path / "record.json"
-    record.write_text(json.dumps({"outputs": {"image": "x_aug0.nii.gz"}, "seed": 0}))
+    record.write_text(json.dumps({"format": "mlnb-augment/1", "outputs": {"image": "x_aug0.nii.gz"}, "seed": 0}))
     return {"tmp": tmp_path, "text": text, "dir": folder, "missing": tmp_path / "missing.bin", "idx": idx,
             "labels": labels, "npz": npz, "bad_task": bad_task, "record": record}
 
@@ -57,6 +57,8 @@ def _xfail(owner: str, why: str):
 CASES = [
     # demo-data
     ("demo-data/unknown-dataset", "demo-data --out {dir} --dataset nope", r"--dataset: invalid choice: 'nope'"),
+    ("demo-data/out-is-a-file", "demo-data --out {text} --dataset mnist", r"notes\.txt",
+     _xfail("demo", "--out naming a file ends in a NotADirectoryError traceback")),
     ("demo-data/seed-not-int", "demo-data --out {dir} --seed x", r"--seed: invalid int value: 'x'"),
     # fetch
     ("fetch/timeout-0", "fetch --url {text} --out {tmp}/o --timeout 0", r"--timeout\) must be > 0"),
@@ -101,6 +103,8 @@ CASES = [
      "--heart-index {missing} --out {tmp}/r", r"missing\.bin: cannot read the CelebA index"),
     ("log-data/celeba-index-not-an-index", "log-data --mnist {npz} --celeba-index {text} --celeba-zip {text} "
      "--heart-index {missing} --out {tmp}/r", r"notes\.txt: .*CelebA index"),
+    ("prepare-mnist/out-under-a-file", "prepare-mnist --train-images {idx} --train-labels {labels} "
+     "--test-images {idx} --test-labels {labels} --out {text}/m.npz", r"notes\.txt/m\.npz: cannot create its folder"),
     ("log-data/stage-config-not-json", "log-data --mnist {npz} --celeba-index {text} --celeba-zip {text} "
      "--heart-index {missing} --out {tmp}/r --stage-config '{{'", r"--stage-config: invalid loads value"),
     # init-tracking
@@ -120,7 +124,8 @@ CASES = [
     ("augment/image-not-an-image", "augment {text} --seg {text} --out {tmp}/aug", r"notes\.txt"),
     ("augment/copies-negative", "augment {text} --seg {text} --out {tmp}/aug --copies -1", r"--copies|copies"),
     ("augment/replay-not-json", "augment --replay {text}", r"notes\.txt"),
-    ("augment/replay-without-inputs", "augment --replay {record}", r"record\.json.*inputs"),
+    ("augment/replay-without-inputs", "augment --replay {record}", r"record\.json.*inputs",
+     _xfail("augfaces", "a replay record without 'inputs' ends in a KeyError traceback")),
     ("augment/order-out-of-range", "augment {text} --seg {text} --out {tmp}/aug --order 9",
      r"--order: invalid choice"),
     # gather-augment

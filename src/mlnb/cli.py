@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(module.run(args) or 0)
     except MlnbError as error:
-        logging.getLogger("mlnb").error("%s", error)
+        logging.getLogger("mlnb").error("%s", " ".join(str(error).split()))  # one line, whatever was quoted
         return 2
     except (stopping.Stopped, KeyboardInterrupt) as error:
         signal_name = stopping.stop_signal_of(error)

@@ -11,3 +11,8 @@ class DataError(MlnbError):
 
 class ConfigError(MlnbError):
     """A configuration value is missing or invalid."""
+
+
+def describe(error: BaseException) -> str:
+    """``Type: message`` on one line, for quoting a library's error inside an MlnbError."""
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"

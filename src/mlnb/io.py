@@ -38,7 +38,12 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None, allow_empty
     from mlnb.errors import DataError
 
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.is_dir():
+        raise DataError(f"{final}: is a folder; give the name of the file to write")
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file where a folder should be, no permission ...
+        raise DataError(f"{final}: cannot create its folder ({type(error).__name__}: {error})") from error
     suffix = "".join(final.suffixes) if suffix is None else suffix
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".part{suffix}", dir=final.parent)
     os.close(fd)

@@ -124,6 +124,8 @@ def _claim_top_level(names: list[str], archive: Path, dest: Path) -> list[str]:
 
 def _extract_staged(reader: _TarReader | _ZipReader, names: list[str], archive: Path, dest: Path) -> None:
     """Extract into a staging folder inside ``dest``, then rename the complete tree into place."""
+    if dest.exists() and not dest.is_dir():
+        raise DataError(f"{dest}: is not a folder; cannot extract {archive} into it")
     owned = _claim_top_level(names, archive, dest)
     dest.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{archive.name}.extracting-", dir=dest))
@@ -251,4 +253,5 @@ def _open(archive: Path) -> _TarReader | _ZipReader:
             return _ZipReader(archive)
         return _TarReader(archive)
     except (*_CORRUPT, OSError) as error:
-        raise DataError(f"{archive}: not a readable tar or zip archive ({error})") from error
+        reason = " ".join(str(error).split())  # tarfile lists every method it tried, one per line
+        raise DataError(f"{archive}: not a readable tar or zip archive ({reason})") from error

@@ -13,7 +13,7 @@ import numpy as np
 
 from mlnb import tracking
 from mlnb.data.celeba_format import FILES, FRAME_HEIGHT, FRAME_WIDTH
-from mlnb.errors import DataError
+from mlnb.errors import DataError, describe
 from mlnb.io import atomic_path
 from mlnb.preview import image_grid, to_uint8
 
@@ -21,8 +21,14 @@ LABEL_COLOURS = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200]
 
 
 def mnist_summary(npz_path: Path) -> tuple[dict, np.ndarray]:
-    with np.load(npz_path) as data:
-        x_train, y_train, x_test = data["x_train"], data["y_train"], data["x_test"]
+    try:
+        with np.load(npz_path) as data:
+            x_train, y_train, x_test = data["x_train"], data["y_train"], data["x_test"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        raise DataError(f"{npz_path}: not a readable MNIST .npz with x_train, y_train, x_test "
+                        f"(prepare-mnist writes one; {describe(error)})") from error
+    if x_train.ndim != 3 or y_train.shape != x_train.shape[:1]:
+        raise DataError(f"{npz_path}: x_train {x_train.shape} and y_train {y_train.shape} are not N x H x W and N")
     stats = {
         "train_images": len(x_train),
         "test_images": len(x_test),
@@ -37,18 +43,40 @@ def mnist_summary(npz_path: Path) -> tuple[dict, np.ndarray]:
     return stats, image_grid(np.concatenate(tiles), columns=10, fill=0)
 
 
+def read_index(path: Path, what: str, columns: tuple[str, ...]) -> list[dict[str, str]]:
+    """The rows of an index CSV that prepare-* wrote, refusing a file without the ``columns`` used here."""
+    try:
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise DataError(f"{path}: cannot read the {what} ({describe(error)})") from error
+    if missing := [column for column in columns if column not in (reader.fieldnames or [])]:
+        raise DataError(f"{path}: not a {what} (no column {', '.join(missing)})")
+    if not rows:
+        raise DataError(f"{path}: the {what} has no rows")
+    return rows
+
+
 def celeba_summary(index_path: Path, zip_path: Path, preview_count: int = 64) -> tuple[dict, np.ndarray]:
-    with open(index_path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = read_index(index_path, "CelebA index", ("member", "partition"))
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except (OSError, zipfile.BadZipFile) as error:
+        raise DataError(f"{zip_path}: not a readable zip archive ({describe(error)})") from error
     stats = {"images": len(rows), "zip_bytes": zip_path.stat().st_size}
     for split in ("train", "valid", "test"):
         stats[f"partition_{split}"] = sum(row["partition"] == split for row in rows)
     tiles = []
-    with zipfile.ZipFile(zip_path) as archive:
+    with archive:
         for row in rows:
             if len(tiles) == preview_count:
                 break
-            image = cv2.imdecode(np.frombuffer(archive.read(row["member"]), np.uint8), cv2.IMREAD_COLOR)
+            try:
+                encoded = archive.read(row["member"])
+            except KeyError as error:
+                raise DataError(f"{zip_path}: no member {row['member']!r}, which {index_path} lists") from error
+            image = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_COLOR)
             if image is not None and image.shape[:2] == (FRAME_HEIGHT, FRAME_WIDTH):
                 tiles.append(cv2.cvtColor(cv2.resize(image, (FRAME_WIDTH // 2, FRAME_HEIGHT // 2), interpolation=cv2.INTER_AREA),
                                           cv2.COLOR_BGR2RGB))
@@ -78,15 +106,21 @@ def fit_into_square(image: np.ndarray, side: int) -> np.ndarray:
     return tile
 
 
+def _voxels(path: str, index_path: Path, dtype) -> np.ndarray:
+    try:
+        return np.asarray(nib.load(path).dataobj, dtype=dtype)
+    except Exception as error:  # nibabel raises many types for missing or broken files
+        raise DataError(f"{path} (listed in {index_path}): cannot read it as NIfTI ({describe(error)})") from error
+
+
 def heart_summary(index_path: Path, tile: int = 160) -> tuple[dict, np.ndarray]:
-    with open(index_path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = read_index(index_path, "heart index", ("image", "label"))
     stats: dict[str, float] = {"cases": len(rows)}
     label_voxels: dict[int, int] = {}
     tiles = []
     for row in rows:
-        image = np.asarray(nib.load(row["image"]).dataobj, dtype=np.float32)
-        label = np.asarray(nib.load(row["label"]).dataobj).astype(np.int64)
+        image = _voxels(row["image"], index_path, np.float32)
+        label = _voxels(row["label"], index_path, None).astype(np.int64)
         for value, count in zip(*np.unique(label, return_counts=True), strict=True):
             label_voxels[int(value)] = label_voxels.get(int(value), 0) + int(count)
         middle = image.shape[2] // 2
