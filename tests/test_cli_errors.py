@@ -85,7 +85,13 @@ CASES = [
      "--out {tmp}/i.csv", r"notes\.txt: not a readable zip"),
     ("prepare-celeba/missing-landmarks", "prepare-celeba --images {text} --landmarks {missing} "
      "--partition {text} --out {tmp}/i.csv", r"notes\.txt: not a readable zip|missing\.bin: cannot read"),
+    ("prepare-celeba/out-is-an-input", "prepare-celeba --images {text} --landmarks {missing} --partition {missing} "
+     "--out {text}", r"--out .*notes\.txt is the input --images itself"),
+    ("prepare-mnist/out-is-an-input", "prepare-mnist --train-images {idx} --train-labels {labels} "
+     "--test-images {idx} --test-labels {labels} --out {labels}", r"--out .*labels\.gz is the input --train-labels"),
     # prepare-heart
+    ("prepare-heart/out-is-the-archive", "prepare-heart --archive {bad_task} --extract-to {tmp}/x --out {bad_task}",
+     r"--out .*bad_task\.tar is the input --archive itself"),
     ("prepare-heart/missing-archive", "prepare-heart --archive {missing} --extract-to {tmp}/x --out {tmp}/i.csv",
      r"missing\.bin: archive not found"),
     ("prepare-heart/not-an-archive", "prepare-heart --archive {text} --extract-to {tmp}/x --out {tmp}/i.csv",

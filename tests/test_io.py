@@ -72,3 +72,16 @@ def test_atomic_path_may_write_an_empty_file_when_asked(tmp_path):
     with atomic_path(tmp_path / "empty.txt", allow_empty=True):
         pass
     assert (tmp_path / "empty.txt").read_bytes() == b""
+
+
+def test_an_output_that_names_an_input_is_refused(tmp_path, monkeypatch):
+    from mlnb.errors import ConfigError
+    from mlnb.io import refuse_output_over_inputs
+
+    source = tmp_path / "images.zip"
+    source.write_bytes(b"the user's only copy")
+    monkeypatch.chdir(tmp_path)
+    for out in (source, "sub/../images.zip"):
+        with pytest.raises(ConfigError, match=r"--out .*images\.zip is the input --celeba-images itself"):
+            refuse_output_over_inputs(out, landmarks="list.txt", celeba_images=source)
+    refuse_output_over_inputs("index.csv", images=source)  # another name is fine

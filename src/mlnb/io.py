@@ -61,6 +61,20 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None, allow_empty
             stray.unlink(missing_ok=True)
 
 
+def refuse_output_over_inputs(out: str | os.PathLike, **inputs: str | os.PathLike) -> None:
+    """Refuse an output path that names one of the inputs (replacing it would lose the user's file).
+
+    ``inputs`` maps an option name (``images`` for ``--images``) to its path.
+    """
+    from mlnb.errors import ConfigError
+
+    out = Path(out)
+    for option, path in inputs.items():
+        path = Path(path)
+        if path.resolve() == out.resolve() or (path.exists() and out.exists() and os.path.samefile(path, out)):
+            raise ConfigError(f"--out {out} is the input --{option.replace('_', '-')} itself; write it elsewhere")
+
+
 def file_md5(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     digest = hashlib.md5()  # noqa: S324 - an integrity checksum, not security
     with open(path, "rb") as handle:

@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 
 from mlnb.data.celeba_format import FILES, LANDMARK_COLUMNS, PARTITIONS
 from mlnb.errors import ConfigError, DataError
-from mlnb.io import atomic_path
+from mlnb.io import atomic_path, refuse_output_over_inputs
 
 INDEX_COLUMNS = ("image_id", "member", "partition", *LANDMARK_COLUMNS)
 
@@ -103,6 +103,7 @@ def _check_same_images(images: dict[str, str], listed: dict, images_zip, listing
 def prepare(images_zip, landmarks_txt, partition_txt, out, limit: int | None = None) -> dict[str, int]:
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be a positive number of images (or left out for all), got {limit}")
+    refuse_output_over_inputs(out, images=images_zip, landmarks=landmarks_txt, partition=partition_txt)
     images = zip_images(Path(images_zip))
     landmarks = read_landmarks(Path(landmarks_txt))
     partition = read_partition(Path(partition_txt))
