@@ -427,3 +427,38 @@ def test_sigterm_leaves_no_partial_file(tmp_path, file_server):
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=15) == 128 + signal.SIGTERM
     assert list(out.parent.iterdir()) == []
+
+
+def test_gdrive_partial_is_kept_for_the_next_run(monkeypatch, tmp_path):
+    """gdown resumes its own <output>XXXXXXXX.part; a run that gives up must leave it for the next one."""
+    from gdown.exceptions import DownloadError
+
+    dest = tmp_path / "data.bin"
+    gdown_partial = tmp_path / ".data.bin.partABCDEFGH.part"
+    seen_partial = []
+
+    def cut(file_id, output):
+        Path(f"{output}ABCDEFGH.part").write_bytes(BODY[:1000])
+        raise DownloadError("the response body ended early")
+
+    def finish(file_id, output):
+        seen_partial.append(gdown_partial.read_bytes() if gdown_partial.exists() else None)
+        Path(output).write_bytes(BODY)
+        return output
+
+    _fake_gdown(monkeypatch, cut)
+    with pytest.raises(DataError, match="gave up after 1 attempt"):
+        fetch("gdrive://0B7EVK8r0v71pZjFTYXZWM3FlRnM", dest, md5=BODY_MD5, retries=0, **FAST)
+    assert gdown_partial.read_bytes() == BODY[:1000]
+    _fake_gdown(monkeypatch, finish)
+    assert fetch("gdrive://0B7EVK8r0v71pZjFTYXZWM3FlRnM", dest, md5=BODY_MD5, **FAST).path.read_bytes() == BODY
+    assert seen_partial == [BODY[:1000]]  # gdown found the bytes of the earlier run
+    assert _leftovers(tmp_path) == ["data.bin"]
+    # bytes left for another file id are removed, not resumed
+    dest.unlink()
+    _fake_gdown(monkeypatch, cut)
+    with pytest.raises(DataError):
+        fetch("gdrive://0B7EVK8r0v71pZjFTYXZWM3FlRnM", dest, md5=BODY_MD5, retries=0, **FAST)
+    _fake_gdown(monkeypatch, finish)
+    fetch("gdrive://1zmsC4yvw-e089uHXj5EdP0BSZ0AlDQRR", dest, md5=BODY_MD5, **FAST)
+    assert seen_partial[-1] is None
