@@ -50,6 +50,8 @@ def within_timeout(uri: str, timeout: float, call: Callable[[], T]) -> T:
     """
     if not uri.startswith(("http://", "https://")):
         return call()
+    import mlflow  # noqa: F401  (seconds of imports, which are not the server's time)
+
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
     os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(max(1, round(timeout)))
     outcome: dict[str, object] = {}
