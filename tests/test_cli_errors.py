@@ -115,8 +115,9 @@ CASES = [
      "--heart-index {missing} --out {tmp}/r --stage-config '{{'", r"--stage-config: invalid loads value"),
     # init-tracking
     ("init-tracking/no-out", "init-tracking", r"the following arguments are required: --out"),
-    ("init-tracking/unknown-scheme", "init-tracking --tracking-uri nope://x --out {tmp}/e.json", r"nope://x",
-     _xfail("track", "an unsupported tracking URI scheme ends in an MLflow traceback")),
+    ("init-tracking/unknown-scheme", "init-tracking --tracking-uri nope://x --out {tmp}/e.json",
+     r"MLflow tracking URI nope://x: unsupported scheme 'nope'"),
+    ("init-tracking/bad-timeout", "init-tracking --timeout -1 --out {tmp}/e.json", r"--timeout -1: must be more"),
     # align
     ("align/missing-input", "align {missing} --out {tmp}/a", r"missing\.bin"),
     ("align/size-0", "align {dir} --out {tmp}/a --size 0", r"--size|size"),

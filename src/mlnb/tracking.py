@@ -104,6 +104,19 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
 
 
+def mlflow_client(uri: str):
+    """An MlflowClient for ``uri``; a scheme MLflow has no store for is a one-line error."""
+    import mlflow
+    from mlflow.tracking.registry import UnsupportedModelRegistryStoreURIException
+
+    try:
+        return mlflow.MlflowClient(tracking_uri=uri)
+    except UnsupportedModelRegistryStoreURIException:
+        scheme = uri.partition("://")[0] if "://" in uri else uri.partition(":")[0]
+        raise ConfigError(f"MLflow tracking URI {uri}: unsupported scheme {scheme!r} (use sqlite:///PATH, "
+                          "http(s)://HOST:PORT or another MLflow store URI)") from None
+
+
 def _artifacts_beside(db_path: Path, folder: str = ARTIFACTS_FOLDER) -> str:
     return (db_path.parent / folder).resolve().as_uri()
 
@@ -113,13 +126,11 @@ def create_experiment(tracking_uri: str, name: str) -> str:
 
     Only ``mlnb init-tracking`` calls this, once, before jobs fan out.
     """
-    import mlflow
-
     uri = resolve_uri(tracking_uri)
     db_path = sqlite_path(uri)
     if db_path is not None:
         db_path.parent.mkdir(parents=True, exist_ok=True)
-    client = mlflow.MlflowClient(tracking_uri=uri)
+    client = mlflow_client(uri)
     experiment = _lookup(client, uri, name)
     if experiment is not None:
         if (db_path is not None and ARTIFACTS_TAG not in experiment.tags
@@ -139,11 +150,9 @@ def experiment_id(tracking_uri: str, name: str, client=None) -> str:
     Never creates anything: on a fresh SQLite store, concurrent creation races
     ("duplicate column name"), so the store is left to ``mlnb init-tracking``.
     """
-    import mlflow
-
     uri = resolve_uri(tracking_uri)
     _require_store(uri, name)
-    experiment = _lookup(client or mlflow.MlflowClient(tracking_uri=uri), uri, name)
+    experiment = _lookup(client or mlflow_client(uri), uri, name)
     if experiment is None:
         raise ConfigError(f"MLflow experiment {name!r} not found at {uri}: {_create_hint(uri, name)}")
     return experiment.experiment_id
@@ -373,10 +382,8 @@ def tracked_run(args, run_name: str, params: Mapping[str, Any] | None = None, ru
     if uri is None:
         yield Tracker()
         return
-    import mlflow
-
     _require_store(uri, args.experiment)  # before the client: it would create the store
-    client = mlflow.MlflowClient(tracking_uri=uri)
+    client = mlflow_client(uri)
     experiment = experiment_id(uri, args.experiment, client)
     run_tags = {**provenance_tags(run_name, stage_config or params), **(tags or {})}
     if run_id is None:
