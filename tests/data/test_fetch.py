@@ -112,6 +112,15 @@ def _leave_partial(dest: Path, data: bytes, source: str, validator: str) -> None
     dest.with_name(f".{dest.name}.part.json").write_text(json.dumps(record))
 
 
+def test_a_complete_partial_is_verified_without_downloading_again(file_server, tmp_path):
+    """A run stopped after the last byte (while checking the md5) must not cost the whole download again."""
+    file_server.files["/data.bin"] = BODY
+    dest = tmp_path / "data.bin"
+    _leave_partial(dest, BODY, file_server.url("/data.bin"), _etag(BODY))
+    assert fetch(file_server.url("/data.bin"), dest, md5=BODY_MD5, **FAST).path.read_bytes() == BODY
+    assert file_server.requests == []
+
+
 def test_partial_from_another_source_is_never_spliced_on(file_server, tmp_path):
     file_server.files["/data.bin"] = BODY
     dest = tmp_path / "data.bin"

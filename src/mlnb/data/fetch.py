@@ -271,6 +271,10 @@ class _HttpTransfer(_Transfer):
         import urllib3
 
         have = self.target.stat().st_size if self.target.is_file() else 0
+        if have and have == self.partial.record.get("size"):
+            # complete, but a run was stopped before publishing it (e.g. while checking its md5)
+            log.info("%s: the %d bytes an earlier run received are the whole file", self.source.text, have)
+            return
         headers = {"Accept-Encoding": "identity"}  # bytes on disk = bytes on the wire
         validator = self.partial.record.get("validator")
         if have:
