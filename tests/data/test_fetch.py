@@ -127,6 +127,11 @@ def test_partial_from_another_source_is_never_spliced_on(file_server, tmp_path):
     _leave_partial(dest, b"\xff" * 1000, file_server.url("/other.bin"), _etag(BODY))
     assert fetch(file_server.url("/data.bin"), dest, md5=BODY_MD5, **FAST).path.read_bytes() == BODY
     assert file_server.requests_for("/data.bin") == [None]  # started from byte 0
+    _leave_partial(dest, b"\xff" * 1000, file_server.url("/data.bin"), _etag(BODY))
+    dest.with_name(".data.bin.part.json").write_text("[1, 2]")  # a record that is not one
+    dest.unlink()
+    assert fetch(file_server.url("/data.bin"), dest, md5=BODY_MD5, **FAST).path.read_bytes() == BODY
+    assert file_server.requests_for("/data.bin") == [None, None]
 
 
 def test_partial_of_a_file_the_server_changed_is_fetched_whole(file_server, tmp_path):

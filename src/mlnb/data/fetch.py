@@ -175,10 +175,10 @@ class _Partial:
             record = json.loads(self.record_path.read_text())
         except (OSError, ValueError):
             record = {}
+        record = record if isinstance(record, dict) else {}
         resumable = source.kind == "gdrive" or (source.kind == "http" and record.get("validator"))
-        if isinstance(record, dict) and record.get("source") == source.text and resumable:
-            size = self.data.stat().st_size if self.data.is_file() else 0
-            log.info("%s: resuming the partial download an earlier run left (%d bytes)", source.text, size)
+        if record.get("source") == source.text and resumable:
+            log.info("%s: resuming the partial download an earlier run left", source.text)
             self.record = record
         else:
             self.clear()
