@@ -52,3 +52,12 @@ def test_batch_norm_and_dropout_change_training_but_not_inference_shape():
     train_logits = model(images)
     model.eval()
     assert model(images).shape == train_logits.shape == (4, 10)
+
+
+def test_initialised_like_tensorflow_glorot_weights_and_zero_biases():
+    torch.manual_seed(0)
+    model = BlogCNN()
+    dense = model.dense[0]
+    bound = (6 / (784 + 1024)) ** 0.5
+    assert dense.bias.abs().max() == 0 and dense.weight.abs().max() <= bound
+    assert dense.weight.abs().max() > 0.9 * bound  # the whole Glorot range, not torch's narrower default

@@ -29,6 +29,8 @@ def snakemake(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Complet
 DEMO_CONFIG = "workflow/config/demo.yaml"
 RUN_ARGS = ("--cores", "2", "--workflow-profile", "workflow/profiles/default")
 DEMO_ARGS = (*RUN_ARGS, "--configfile", DEMO_CONFIG)
+# The CNN ladder of config.yaml (and the demo): one rule per variant.
+DEMO_CNN_RULES = ("sgd_1000", "bn_dropout_1000", "adam_1000", "adam_20000", "fast")
 
 
 def copy_workflow(folder: Path) -> Path:
@@ -57,22 +59,26 @@ def demo_dir(tmp_path_factory):
 
 
 def pipeline_outputs(folder: Path) -> dict[str, bytes]:
-    """Every output file except MLflow's store, logs and timings, by relative path."""
-    volatile = {"mlflow", "logs", "benchmarks"}
+    """Every output file except MLflow's store, logs, timings and training checkpoints (they name
+    the MLflow run they continue), by relative path."""
+    volatile = {"mlflow", "logs", "benchmarks", "checkpoints"}
     results = folder / "results"
     return {str(path.relative_to(results)): path.read_bytes() for path in sorted(results.rglob("*"))
             if path.is_file() and not volatile & set(path.relative_to(results).parts)}
 
 
 def test_lint_is_clean():
-    """Clean but for one deliberate lint: fetch reads its retries and timeout from config in the
-    shell command, so that they are not params (a timeout edit must not plan every download)."""
+    """Clean but for deliberate lints: fetch reads its retries and timeout from config in the shell
+    command, and the CNN rules their checkpoint interval, so that they are not params (a timeout edit
+    must not plan every download, nor a checkpoint interval every training run)."""
     result = snakemake("--lint", cwd=REPO)
     output = result.stdout + result.stderr
     lints = {(rule, title) for rule, block in re.findall(r"^Lints for (rule \w+|snakefile \S+).*?\n((?:    .*\n?)+)",
                                                           output, re.MULTILINE)
              for title in re.findall(r"^    \* (.*?):?$", block, re.MULTILINE)}
-    assert lints == {("rule fetch", "Shell command directly uses variable config from outside of the rule")}, output
+    operational = "Shell command directly uses variable TRAIN_OPERATIONAL from outside of the rule"
+    assert lints == {("rule fetch", "Shell command directly uses variable config from outside of the rule"),
+                     *((f"rule train_cnn_{name}", operational) for name in DEMO_CNN_RULES)}, output
 
 
 def test_dry_run_plans_the_real_config(workdir):
@@ -274,8 +280,14 @@ DEMO_CASES, DEMO_SHARDS = 4, 2
     ("faces:\n  preview: 5\n", {"gather_faces": 1, "all": 1}),
     ("faces:\n  upsample: 1\n", {"align_faces": DEMO_SHARDS, "gather_faces": 1, "all": 1}),
     ("augment:\n  copies: 3\n", {"augment_case": DEMO_CASES, "gather_augment": 1, "all": 1}),
+    # training: how a job runs plans nothing; a variant's edit reruns that variant and the ladder
+    ("train:\n  threads: 1\n  gpu: 1\n  checkpoint_every: 7\n", {}),
+    ("cnn:\n  variants:\n    adam-1000: {steps: 31}\n", {"train_cnn_adam_1000": 1, "report_ladder": 1, "all": 1}),
+    ("cnn:\n  blog_accuracy: {sgd-1000: 0.65}\n", {"report_ladder": 1, "all": 1}),
+    ("train:\n  log_every: 5\n", {f"train_cnn_{name}": 1 for name in DEMO_CNN_RULES} | {"report_ladder": 1, "all": 1}),
 ], ids=["download.retries", "download.timeout", "faces.threads", "augment.threads", "faces.preview",
-        "faces.upsample", "augment.copies"])
+        "faces.upsample", "augment.copies", "train.operational", "cnn.variant", "cnn.blog_accuracy",
+        "train.log_every"])
 def test_an_edit_reruns_exactly_the_jobs_it_changes(demo_dir, edit, planned):
     (demo_dir / "edit.yaml").write_text(edit)  # deep-merged over the demo's config
     assert planned_jobs(demo_dir, *RUN_ARGS, "--configfile", DEMO_CONFIG, "edit.yaml") == planned

@@ -35,7 +35,7 @@ EXPERIMENT_MARKER = "results/mlflow/experiment.json"
 
 
 # How a job runs, never what it makes: left out of settings_json unless named.
-OPERATIONAL_KEYS = {"threads", "retries", "timeout"}
+OPERATIONAL_KEYS = {"threads", "retries", "timeout", "gpu", "checkpoint_every"}
 
 
 def settings_json(section, *keys):

@@ -31,8 +31,15 @@ class SeededDropout(nn.Module):
         return x * keep / (1.0 - self.rate)
 
 
+def _glorot(module: nn.Module) -> None:
+    """TensorFlow's default initialisation, as in the blog: Glorot-uniform weights, zero biases."""
+    if isinstance(module, nn.Conv2d | nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
 class BlogCNN(nn.Module):
-    """N x 1 x 28 x 28 images in [0, 1] -> N x 10 logits."""
+    """N x 1 x 28 x 28 images in [0, 1] -> N x 10 logits, initialised like TensorFlow's layers."""
 
     def __init__(self, kernels: int = 16, dense: int = 1024, batch_norm: bool = False, dropout: float = 0.0,
                  dropout_generator: torch.Generator | None = None):
@@ -53,6 +60,7 @@ class BlogCNN(nn.Module):
             SeededDropout(dropout, dropout_generator),              # N x 1024
         )
         self.logits = nn.Linear(dense, NUM_CLASSES)                 # N x 10
+        self.apply(_glorot)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.dim() != 4 or tuple(images.shape[1:]) != (1, IMAGE_SIZE, IMAGE_SIZE):
