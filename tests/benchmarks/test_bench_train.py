@@ -32,7 +32,7 @@ from mlnb.train.device import build_model, setup_device
 
 pytestmark = pytest.mark.benchmark
 
-IMAGES, BATCH, STEPS, WARMUP = 60_000, 100, 60, 5
+IMAGES, BATCH, STEPS, WARMUP, ROUNDS = 60_000, 100, 100, 5, 3
 
 
 def mnist_sized() -> tuple[np.ndarray, np.ndarray]:
@@ -117,14 +117,18 @@ def test_project_data_path_beside_a_dataloader_loop():
     torch.manual_seed(0)  # the DataLoader's shuffle draws from the global RNG (the baseline's way)
     data = DeviceDataset(images, labels, project_setup, num_classes=10)
 
-    ours = timed(project_batches(data, BATCH, project_setup), trainer(project_setup), project_setup)
-    theirs = timed(baseline_batches(images, labels, baseline_setup), trainer(baseline_setup), baseline_setup)
+    ours_batches, ours_step = project_batches(data, BATCH, project_setup), trainer(project_setup)
+    theirs_batches, theirs_step = baseline_batches(images, labels, baseline_setup), trainer(baseline_setup)
+    rounds = [(timed(ours_batches, ours_step, project_setup), timed(theirs_batches, theirs_step, baseline_setup))
+              for _ in range(ROUNDS)]  # interleaved, so a busy machine slows both alike
+    ours, theirs = (float(np.median(column)) for column in zip(*rounds, strict=True))
     ours_data = data_only(project_batches(data, BATCH, project_setup))
     theirs_data = data_only(baseline_batches(images, labels, baseline_setup))
-    print(f"\nCNN training on {project_setup.describe()}, {torch.get_num_threads()} threads, batch {BATCH}:")
+    print(f"\nCNN training on {project_setup.describe()}, {torch.get_num_threads()} threads, batch {BATCH} "
+          f"(median of {ROUNDS} interleaved rounds of {STEPS} steps):")
     print(f"  project (data on the device): {ours:10,.0f} images/s  (one 60,000-image epoch {IMAGES / ours:.2f} s)")
     print(f"  baseline (DataLoader, fp32):  {theirs:10,.0f} images/s  (epoch {IMAGES / theirs:.2f} s)")
-    print(f"  ratio {ours / theirs:.2f}x")
+    print(f"  ratio {ours / theirs:.2f}x  (rounds: {', '.join(f'{a / b:.2f}' for a, b in rounds)})")
     print(f"  batches alone: project {ours_data:,.0f} images/s, DataLoader {theirs_data:,.0f} images/s "
           f"({ours_data / theirs_data:.0f}x)")
     if project_setup.device.type == "cuda":
