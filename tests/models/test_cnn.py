@@ -28,7 +28,8 @@ def test_wrong_image_shapes_are_named(shape):
         BlogCNN()(torch.rand(*shape))
 
 
-@pytest.mark.parametrize("kwargs", [{"kernels": 0}, {"dense": 0}, {"dropout": 1.0}, {"dropout": -0.1}])
+@pytest.mark.parametrize("kwargs", [{"kernels": 0}, {"dense": 0}, {"dropout": 1.0}, {"dropout": -0.1},
+                                    {"batch_norm_decay": 1.0}])
 def test_bad_sizes_and_rates_are_refused(kwargs):
     with pytest.raises(ValueError):
         BlogCNN(**kwargs)
@@ -61,3 +62,8 @@ def test_initialised_like_tensorflow_glorot_weights_and_zero_biases():
     bound = (6 / (784 + 1024)) ** 0.5
     assert dense.bias.abs().max() == 0 and dense.weight.abs().max() <= bound
     assert dense.weight.abs().max() > 0.9 * bound  # the whole Glorot range, not torch's narrower default
+
+
+def test_batch_norm_decay_is_tensorflows_convention():
+    assert BlogCNN(batch_norm=True).dense[2].momentum == pytest.approx(0.01)
+    assert BlogCNN(batch_norm=True, batch_norm_decay=0.9).dense[2].momentum == pytest.approx(0.1)

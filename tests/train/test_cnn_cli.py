@@ -94,3 +94,11 @@ def test_a_tracked_run_logs_metrics_with_steps_figures_and_the_model(tmp_path, m
     assert [m.step for m in client.get_metric_history(run.info.run_id, "test_accuracy")] == [10, 20, 30]
     artifacts = {a.path for folder in ("", "model", "figures") for a in client.list_artifacts(run.info.run_id, folder)}
     assert {"model/model.pt", "result.json", "figures/confusion_matrix.png"} <= artifacts
+
+
+@pytest.mark.gpu
+def test_trains_on_cuda_in_bf16_with_channels_last(tmp_path, mnist_npz):
+    assert train_cnn(tmp_path, mnist_npz, "--device", "cuda", "--optimizer", "adam", "--batch-norm", "true",
+                     "--timing", str(tmp_path / "timing.json")) == 0
+    assert json.loads((tmp_path / "out" / "result.json").read_text())["device"] == "cuda"
+    assert "bf16 on, channels_last on" in json.loads((tmp_path / "timing.json").read_text())["device"]

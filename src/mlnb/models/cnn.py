@@ -42,10 +42,14 @@ class BlogCNN(nn.Module):
     """N x 1 x 28 x 28 images in [0, 1] -> N x 10 logits, initialised like TensorFlow's layers."""
 
     def __init__(self, kernels: int = 16, dense: int = 1024, batch_norm: bool = False, dropout: float = 0.0,
-                 dropout_generator: torch.Generator | None = None):
+                 dropout_generator: torch.Generator | None = None, batch_norm_decay: float = 0.99):
+        """``batch_norm_decay``: TensorFlow's decay of the running statistics (the blog's 0.99;
+        torch's momentum is 1 - decay)."""
         super().__init__()
         if kernels < 1 or dense < 1:
             raise ValueError(f"kernels ({kernels}) and dense units ({dense}) must be >= 1")
+        if not 0.0 <= batch_norm_decay < 1.0:
+            raise ValueError(f"batch_norm_decay must be in [0, 1), got {batch_norm_decay}")
         self.features = nn.Sequential(
             nn.Conv2d(1, kernels, 3, padding=1), nn.ReLU(),        # N x 16 x 28 x 28
             nn.MaxPool2d(2),                                        # N x 16 x 14 x 14
@@ -56,7 +60,7 @@ class BlogCNN(nn.Module):
         flat = kernels * (IMAGE_SIZE // 4) ** 2
         self.dense = nn.Sequential(
             nn.Linear(flat, dense), nn.ReLU(),                      # N x 1024
-            nn.BatchNorm1d(dense, momentum=0.01) if batch_norm else nn.Identity(),  # the blog's decay 0.99
+            nn.BatchNorm1d(dense, momentum=1.0 - batch_norm_decay) if batch_norm else nn.Identity(),
             SeededDropout(dropout, dropout_generator),              # N x 1024
         )
         self.logits = nn.Linear(dense, NUM_CLASSES)                 # N x 10

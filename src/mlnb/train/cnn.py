@@ -55,6 +55,7 @@ class CnnVariant:
     weight_decay: float
     schedule: str
     batch_norm: bool
+    batch_norm_decay: float
     dropout: float
     label_smoothing: float
     compile: bool
@@ -159,7 +160,8 @@ def evaluate(model: torch.nn.Module, test: DeviceDataset, setup: DeviceSetup, ba
     model.train()
     predicted = torch.cat(predictions)
     confusion = torch.bincount(test.labels * NUM_CLASSES + predicted, minlength=NUM_CLASSES ** 2)
-    return Evaluation(accuracy=float((predicted == test.labels).float().mean()), loss=float(loss) / len(test),
+    correct = int((predicted == test.labels).sum())
+    return Evaluation(accuracy=correct / len(test), loss=float(loss) / len(test),
                       confusion=confusion.reshape(NUM_CLASSES, NUM_CLASSES).cpu().numpy(),
                       predictions=predicted.cpu().numpy())
 
@@ -201,8 +203,9 @@ def train_variant(args, name: str, variant: CnnVariant, settings: CnnSettings, t
 
     # 2. model, optimizer, schedule, dropout generator; restored from a checkpoint when there is one
     dropout_generator = generator(setup, args.seed, "cnn", name, "dropout")
-    model = build_model(lambda: BlogCNN(batch_norm=variant.batch_norm, dropout=variant.dropout,
-                                        dropout_generator=dropout_generator), setup, args.seed, "cnn", name)
+    model = build_model(lambda: BlogCNN(batch_norm=variant.batch_norm, batch_norm_decay=variant.batch_norm_decay,
+                                        dropout=variant.dropout, dropout_generator=dropout_generator),
+                        setup, args.seed, "cnn", name)
     optimizer = make_optimizer(variant, model, setup)
     scheduler = make_scheduler(variant, optimizer)
     checkpointer = Checkpointer(
