@@ -142,9 +142,15 @@ class TrainingLoop:
     def _timed_step(self, step_fn: StepFn, step: int) -> None:
         began = time.perf_counter()
         self.means.add(step_fn(step))
-        if step % self.log_every == 0 or step == self.total_steps:
-            self._synchronize()  # count the device's queued work in this interval's time
+        if self._leaves_the_steps(step):
+            self._synchronize()  # the device's queued work counts as training time, not the hook's
         self.train_seconds += time.perf_counter() - began
+
+    def _leaves_the_steps(self, step: int) -> bool:
+        """Whether anything but a step (a log, hook, checkpoint or stop) follows ``step``."""
+        every = (self.log_every, self.checkpoint_every, *(hook.every for hook in self.hooks))
+        return (step == self.total_steps or any(step % interval == 0 for interval in every)
+                or (self.stop is not None and self.stop.requested))
 
     def _log(self, step: int, bar: tqdm) -> None:
         self.last_metrics = self.means.take()
@@ -156,7 +162,6 @@ class TrainingLoop:
                      " ".join(f"{name}={value}" for name, value in shown.items()))
 
     def _run_hook(self, hook: Hook, step: int) -> None:
-        self._synchronize()
         metrics = hook.call(step, self)
         if metrics:
             self.tracker.log_metrics(metrics, step=step)
