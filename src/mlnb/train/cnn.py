@@ -41,6 +41,8 @@ from mlnb.train.settings import TrainSettings, add_train_arguments, train_settin
 log = logging.getLogger(__name__)
 
 VARIANT_FLAGS = "variant."
+#: train keys that change how a job runs, not what it makes: not logged, so a resumed run may change them
+OPERATIONAL = {"threads", "checkpoint_every"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,7 +242,7 @@ def train_variant(args, name: str, variant: CnnVariant, settings: CnnSettings, t
     # 3. the steps, in the same MLflow run as before the stop
     params = {"variant": name, **dataclasses.asdict(variant), "seed": args.seed, "eval_batch": settings.eval_batch,
               "train_images": len(train_data), "test_images": len(test_data),
-              "train": {key: value for key, value in train.as_dict().items() if key != "threads"}}
+              "train": {key: value for key, value in train.as_dict().items() if key not in OPERATIONAL}}
     tags = {"mlnb.rule": args.rule, "mlnb.model": "cnn", "mlnb.variant": name}
     with tracking.tracked_run(args, f"cnn-{name}", params=params, run_id=resumed.run_id if resumed else None,
                               inputs={"mnist": args.data}, tags=tags) as tracker:
