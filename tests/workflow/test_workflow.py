@@ -225,6 +225,13 @@ def test_offline_demo_runs_end_to_end(demo_dir):
     # Every MRI case has its augmented copies.
     augmented = list(csv.DictReader(open(results / "augmented" / "heart" / "manifest.csv")))
     assert len(augmented) == 4 * 2
+    # Every CNN variant trained, and the ladder lists them beside the blog.
+    ladder = (results / "reports" / "cnn_ladder.md").read_text()
+    for name in DEMO_CNN_RULES:
+        variant = name.replace("_", "-")
+        assert json.loads((results / "train" / "cnn" / variant / "result.json").read_text())["variant"] == variant
+        assert f"| `{variant}` |" in ladder
+    assert "| 64.93 % |" in ladder
     # No temporary or partial file is left anywhere.
     assert not [p for p in results.rglob("*") if ".part" in p.name]
     # Every MLflow run finished.
@@ -232,7 +239,9 @@ def test_offline_demo_runs_end_to_end(demo_dir):
         statuses = dict(db.execute("select name, status from runs").fetchall())
         params = db.execute("select r.name, p.key from params p join runs r on p.run_uuid = r.run_uuid").fetchall()
         tags = db.execute("select r.name, t.key from tags t join runs r on t.run_uuid = r.run_uuid").fetchall()
-    assert statuses == {"data": "FINISHED", "faces-celeba": "FINISHED", "augment-heart": "FINISHED"}
+    cnn_runs = {f"cnn-{name.replace('_', '-')}" for name in DEMO_CNN_RULES} | {"cnn-ladder"}
+    assert statuses == {"data": "FINISHED", "faces-celeba": "FINISHED", "augment-heart": "FINISHED",
+                        **dict.fromkeys(cnn_runs, "FINISHED")}
     for run in statuses:  # provenance and the resolved config of every run
         assert {(run, "git_commit"), (run, "config_hash"), (run, "version.torch")} <= set(tags)
         assert any(name == run and key.startswith("config.") for name, key in params), run

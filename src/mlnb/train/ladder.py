@@ -82,7 +82,8 @@ def run(args) -> int:
     report = ladder_report(results, args.blog)
     with atomic_path(args.out) as tmp:
         tmp.write_text(report)
-    with tracking.tracked_run(args, "cnn-ladder", params={"variants": [r["variant"] for r in results]},
+    inputs = {result["variant"]: path for result, path in zip(results, args.results, strict=True)}
+    with tracking.tracked_run(args, "cnn-ladder", params={"variants": list(inputs)}, inputs=inputs,
                               tags={"mlnb.rule": "report_ladder"}) as tracker:
         tracker.log_metrics({f"test_accuracy.{r['variant']}": r["test_accuracy"] for r in results})
         tracker.log_artifact(args.out)
