@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +123,7 @@ def load_mnist(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path) as npz:
             arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise DataError(f"{path}: cannot read the MNIST .npz ({error})") from None
     for key in ("x_train", "y_train", "x_test", "y_test"):
         if key not in arrays:
