@@ -69,8 +69,9 @@ def pipeline_outputs(folder: Path) -> dict[str, bytes]:
 
 def test_lint_is_clean():
     """Clean but for deliberate lints: fetch reads its retries and timeout from config in the shell
-    command, and the CNN rules their checkpoint interval, so that they are not params (a timeout edit
-    must not plan every download, nor a checkpoint interval every training run)."""
+    command, the CNN rules their checkpoint interval and init_tracking the absolute tracking URI, so
+    that they are not params (a timeout edit must not plan every download, nor a checkpoint interval
+    every training run, nor a moved project a new store)."""
     result = snakemake("--lint", cwd=REPO)
     output = result.stdout + result.stderr
     lints = {(rule, title) for rule, block in re.findall(r"^Lints for (rule \w+|snakefile \S+).*?\n((?:    .*\n?)+)",
@@ -78,6 +79,7 @@ def test_lint_is_clean():
              for title in re.findall(r"^    \* (.*?):?$", block, re.MULTILINE)}
     operational = "Shell command directly uses variable TRAIN_OPERATIONAL from outside of the rule"
     assert lints == {("rule fetch", "Shell command directly uses variable config from outside of the rule"),
+                     ("rule init_tracking", "Shell command directly uses variable TRACKING_URI from outside of the rule"),
                      *((f"rule train_cnn_{name}", operational) for name in DEMO_CNN_RULES)}, output
 
 
