@@ -44,6 +44,14 @@ def test_checksum_mismatch_names_everything_and_leaves_nothing(file_server, tmp_
     assert len(file_server.requests_for("/data.bin")) == 1  # a mismatch is not retried on the same URL
 
 
+def test_an_empty_download_is_never_published(file_server, tmp_path):
+    """Without an md5 to check, an empty body used to become an empty file under the final name."""
+    file_server.files["/empty.bin"] = b""
+    with pytest.raises(DataError, match=r"empty\.bin: it sent an empty file"):
+        fetch(file_server.url("/empty.bin"), tmp_path / "data.bin", **FAST)
+    assert _leftovers(tmp_path) == []
+
+
 def test_cut_connection_is_resumed_then_verified(file_server, tmp_path):
     file_server.files["/data.bin"] = BODY
     file_server.cut_first["/data.bin"] = 2

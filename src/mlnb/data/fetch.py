@@ -227,6 +227,9 @@ def _fetch_from(source: Source, dest: Path, expected: str | None, retries: int,
         if partial.is_empty():
             partial.clear()
         raise
+    if not partial.data.is_file() or partial.data.stat().st_size == 0:
+        partial.clear()
+        raise _SourceError("it sent an empty file")
     actual = file_md5(partial.data)
     if expected is not None and actual != expected:
         partial.clear()
