@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from mlnb import job_runs
 from mlnb.errors import ConfigError
 from mlnb.io import file_md5
 from mlnb.stopping import deferred_signals, stop_signal_of
@@ -365,7 +366,8 @@ def tracked_run(args, run_name: str, params: Mapping[str, Any] | None = None, ru
 
     ``run_id`` continues that run (resuming from a checkpoint, a Slurm retry)
     instead of creating one; its logged params must match. With ``MLNB_PARENT_RUN_ID``
-    set, a new run is a child of that run. ``inputs`` maps a name to an input file
+    set, a new run is a child of that run; in a Snakemake job logged by the MLflow logger plugin
+    (``MLNB_JOB``), a child of the job's run (:mod:`mlnb.job_runs`). ``inputs`` maps a name to an input file
     whose md5 is recorded (``input_md5.NAME``).
 
     The run ends FINISHED; KILLED with tag ``mlnb.stopped=<signal>`` when a signal
@@ -413,7 +415,8 @@ def tracked_run(args, run_name: str, params: Mapping[str, Any] | None = None, ru
 
 
 def _create_run(client, uri: str, experiment: str, run_name: str, tags: dict[str, str]):
-    parent = os.environ.get(PARENT_RUN_ENV)
+    # A Snakemake job's stage run nests in its job's run (the logger plugin's; mlnb.job_runs).
+    parent = os.environ.get(PARENT_RUN_ENV) or job_runs.find_job_run(client, experiment, retry_locked)
     if parent:
         _existing_run(client, uri, parent, f"{PARENT_RUN_ENV}={parent}: parent run")
         tags = {**tags, "mlflow.parentRunId": parent}
