@@ -14,8 +14,6 @@ include: "workflow/rules/tracking.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/faces.smk"
 include: "workflow/rules/augment.smk"
-include: "workflow/rules/train.smk"
-include: "workflow/rules/report.smk"
 
 
 rule all:
@@ -23,5 +21,4 @@ rule all:
         DATA_TARGETS,
         FACES_TARGETS,
         AUGMENT_TARGETS,
-        CNN_TARGETS,
     default_target: True

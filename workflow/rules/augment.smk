@@ -72,5 +72,7 @@ rule gather_augment:
     params:
         tracking=tracking_args("augment-heart", augment=settings_json("augment"), seed=json.dumps(config["seed"])),
     shell:
-        "mlnb gather-augment {input.records} --manifest {output.manifest} {params.tracking} "
-        "--input-file heart_index={input.index} > {log} 2>&1"
+        job_shell(
+            "mlnb gather-augment {input.records} --manifest {output.manifest} {params.tracking} "
+            "--input-file heart_index={input.index} > {log} 2>&1"
+        )

@@ -3,6 +3,7 @@
 import csv
 import hashlib
 import json
+import os
 import shlex
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from snakemake.utils import validate
 from mlnb.data import celeba_format
 from mlnb.data.source import parse_source
 from mlnb.errors import ConfigError
+from mlnb.job_runs import EXPERIMENT_ENV, JOB_ENV, TRACKING_URI_ENV
 
 
 # Missing keys take the schema's defaults (nested sections and $ref definitions too).
@@ -33,9 +35,22 @@ if config["augment"]["min_transforms"] > config["augment"]["max_transforms"]:
 TRACKING_URI = config["mlflow"]["tracking_uri"] or f"sqlite:///{Path('results/mlflow/mlflow.db').resolve()}"
 EXPERIMENT_MARKER = "results/mlflow/experiment.json"
 
+# The logger plugin (`snakemake --logger mlflow`) logs this invocation to the same store and experiment.
+os.environ[TRACKING_URI_ENV] = TRACKING_URI
+os.environ[EXPERIMENT_ENV] = config["mlflow"]["experiment"]
+
+
+def job_shell(command):
+    """A tracked rule's shell command, naming its job in MLNB_JOB by its (one) log file.
+
+    The stage run the command logs then nests in the job's run that the logger
+    plugin opened (mlnb.job_runs); without the plugin it is a top-level run.
+    """
+    return f"export {JOB_ENV}={{log:q}}; {command}"
+
 
 # How a job runs, never what it makes: left out of settings_json unless named.
-OPERATIONAL_KEYS = {"threads", "retries", "timeout", "gpu", "checkpoint_every"}
+OPERATIONAL_KEYS = {"threads", "retries", "timeout"}
 
 
 def settings_json(section, *keys):

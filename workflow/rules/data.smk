@@ -124,6 +124,8 @@ rule log_data:
     params:
         tracking=tracking_args("data", data=settings_json("data")),
     shell:
-        "mlnb log-data --mnist {input.mnist} --celeba-index {input.celeba_index} "
-        "--celeba-zip {input.celeba_zip} --heart-index {input.heart_index} "
-        "--out results/reports/data {params.tracking} > {log} 2>&1"
+        job_shell(
+            "mlnb log-data --mnist {input.mnist} --celeba-index {input.celeba_index} "
+            "--celeba-zip {input.celeba_zip} --heart-index {input.heart_index} "
+            "--out results/reports/data {params.tracking} > {log} 2>&1"
+        )

@@ -70,6 +70,8 @@ rule gather_faces:
         preview=config["faces"]["preview"],
         tracking=tracking_args("faces-celeba", faces=settings_json("faces")),
     shell:
-        "mlnb gather-faces {params.shards} --out {params.out} --preview {params.preview} "
-        "{params.tracking} --input-file celeba_zip={input.images} --input-file celeba_index={input.index} "
-        "> {log} 2>&1"
+        job_shell(
+            "mlnb gather-faces {params.shards} --out {params.out} --preview {params.preview} "
+            "{params.tracking} --input-file celeba_zip={input.images} --input-file celeba_index={input.index} "
+            "> {log} 2>&1"
+        )

@@ -1,0 +1,127 @@
+"""Snakemake logger plugin: every pipeline invocation as a tree of MLflow runs.
+
+``snakemake --logger mlflow`` opens one run per invocation (named by date and
+Snakemake's workflow id) and a child run per job; each stage's own run
+(:mod:`mlnb.tracking`) nests inside its job's run (:mod:`mlnb.job_runs`).
+Snakemake's plugin registry finds this package by its name
+(``snakemake_logger_plugin_<name>``, a top-level package on the path) and
+imports it on every start, so this module imports nothing heavy: MLflow is
+loaded by :mod:`.recorder` on the first event worth logging, in the logging thread.
+"""
+
+# No `from __future__ import annotations`: the plugin registry reads the settings' field types as argparse types.
+import logging
+import os
+import signal
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Optional
+
+from snakemake_interface_logger_plugins.base import LogHandlerBase
+from snakemake_interface_logger_plugins.common import LogEvent
+from snakemake_interface_logger_plugins.settings import LogHandlerSettingsBase
+
+from mlnb.job_runs import EXPERIMENT_ENV, INVOCATION_ENV, TRACKING_URI_ENV
+
+
+@dataclass
+class LogHandlerSettings(LogHandlerSettingsBase):
+    tracking_uri: Optional[str] = field(
+        default=None,
+        metadata={"help": "MLflow tracking URI (default: the config's mlflow.tracking_uri, "
+                          "which the Snakefile exports as " + TRACKING_URI_ENV + ")"},
+    )
+    experiment: Optional[str] = field(
+        default=None,
+        metadata={"help": "MLflow experiment (default: the config's mlflow.experiment, "
+                          "exported as " + EXPERIMENT_ENV + ")"},
+    )
+
+
+class LogHandler(LogHandlerBase):
+    """Hands Snakemake's events to a :class:`~.recorder.Recorder`; logs nothing in a dry run.
+
+    Runs are opened only once Snakemake has planned jobs to execute (``RUN_INFO``
+    outside a dry run), so ``--lint``, ``--summary``, ``--report``, ``-n`` and an
+    invocation with nothing to do write nothing.
+    """
+
+    def __post_init__(self) -> None:
+        self.recorder = None
+        self.interrupted_by: str | None = None
+        self._closed = False
+        self._previous_sigint = None
+        self.enabled = not self.common_settings.dryrun
+        if not self.enabled:
+            return
+        self.invocation_id = uuid.uuid4().hex
+        # Jobs inherit Snakemake's environment (local jobs, and Slurm jobs by default).
+        os.environ[INVOCATION_ENV] = self.invocation_id
+        self._watch_interrupt()
+
+    def _watch_interrupt(self) -> None:
+        """Note Ctrl-C (SIGINT) before Snakemake's own handling, to end the invocation KILLED."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._previous_sigint = previous = signal.getsignal(signal.SIGINT)
+
+        def note_interrupt(signum, frame):
+            self.interrupted_by = signal.Signals(signum).name
+            if callable(previous):
+                previous(signum, frame)
+            else:
+                raise KeyboardInterrupt
+
+        self._note_interrupt = note_interrupt
+        signal.signal(signal.SIGINT, note_interrupt)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        event = getattr(record, "event", None)
+        if not self.enabled or event is None:
+            return
+        if self.recorder is None:
+            if event != LogEvent.WORKFLOW_STARTED and event != LogEvent.RUN_INFO:
+                return
+            from snakemake_logger_plugin_mlflow.recorder import Recorder
+
+            self.recorder = Recorder(
+                tracking_uri=self.settings.tracking_uri if self.settings else None,
+                experiment=self.settings.experiment if self.settings else None,
+                invocation_id=self.invocation_id,
+                interrupted_by=lambda: self.interrupted_by,
+            )
+        self.recorder.handle(record)
+
+    def close(self) -> None:
+        # Snakemake's LoggerManager.stop() closes its handlers, then logging.shutdown() may again.
+        if self.enabled and not self._closed:
+            self._closed = True
+            if self.recorder is not None:
+                self.recorder.finish(interrupted_by=self.interrupted_by)
+            if os.environ.get(INVOCATION_ENV) == self.invocation_id:
+                del os.environ[INVOCATION_ENV]
+            if (self._previous_sigint is not None and threading.current_thread() is threading.main_thread()
+                    and signal.getsignal(signal.SIGINT) is self._note_interrupt):
+                signal.signal(signal.SIGINT, self._previous_sigint)
+        super().close()
+
+    @property
+    def writes_to_stream(self) -> bool:
+        return False
+
+    @property
+    def writes_to_file(self) -> bool:
+        return False
+
+    @property
+    def has_filter(self) -> bool:
+        return True  # every event matters, whatever the console's verbosity
+
+    @property
+    def has_formatter(self) -> bool:
+        return True
+
+    @property
+    def needs_rulegraph(self) -> bool:
+        return False
