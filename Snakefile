@@ -14,6 +14,8 @@ include: "workflow/rules/tracking.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/faces.smk"
 include: "workflow/rules/augment.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
@@ -21,4 +23,5 @@ rule all:
         DATA_TARGETS,
         FACES_TARGETS,
         AUGMENT_TARGETS,
+        CNN_TARGETS,
     default_target: True

@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "augment": ("mlnb.augment.cli", "augment an image (2D/3D) and its segmentation"),
     "gather-augment": ("mlnb.augment.gather", "gather augmented cases into a manifest and log them"),
     "fid-stats": ("mlnb.gan.stats_cli", "Inception statistics of a dataset's images, cached for FID"),
+    "train-cnn": ("mlnb.train.cnn", "train one variant of the blog's MNIST CNN ladder (resumable, tracked)"),
+    "report-ladder": ("mlnb.train.ladder", "the CNN ladder as a Markdown table beside the blog's accuracies"),
 }
 
 

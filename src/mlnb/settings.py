@@ -63,15 +63,19 @@ def section_schema(section: str) -> dict[str, Any]:
 def _with_defaults(schema: Mapping[str, Any], value: Any) -> Any:
     """``value`` with every missing key that has a schema default filled in (recursively)."""
     schema = _resolve(schema)
-    if not isinstance(value, dict) or "properties" not in schema:
+    named, others = schema.get("properties", {}), schema.get("additionalProperties")
+    if not isinstance(value, dict) or not (named or isinstance(others, dict)):
         return value
     filled = dict(value)
-    for key, node in schema["properties"].items():
+    for key, node in named.items():
         node = _resolve(node)
         if key not in filled and "default" in node:
             filled[key] = node["default"]
         if key in filled:
             filled[key] = _with_defaults(node, filled[key])
+    if isinstance(others, dict):  # a mapping of named entries of one kind (e.g. cnn.variants)
+        for key in filled.keys() - named.keys():
+            filled[key] = _with_defaults(others, filled[key])
     return filled
 
 
@@ -174,17 +178,25 @@ def _boolean(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def add_settings_arguments(parser: argparse.ArgumentParser, cls: type[Settings]) -> None:
-    """``--settings`` and one flag per field (``--min-transforms``), help and choices from the schema."""
+def add_settings_arguments(parser: argparse.ArgumentParser, cls: type[Settings], option: str = "settings") -> None:
+    """``--settings`` (or ``--OPTION``) and one flag per field (``--min-transforms``), help and choices from
+    the schema. A command taking two sections names the second one's option (``--train-settings``)."""
     schema = section_schema(cls.section)
     group = parser.add_argument_group(f"{cls.section} settings (defaults: {SCHEMA_PATH.name})")
-    group.add_argument("--settings", metavar="JSON|FILE",
+    group.add_argument(f"--{option}", dest=option.replace("-", "_"), metavar="JSON|FILE",
                        help=f"the {cls.section} config section as JSON, or a YAML/JSON file with it "
                             "(or a whole config); the flags below override it")
-    for field in dataclasses.fields(cls):
-        node = _resolve(schema["properties"][field.name])
-        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "dest": f"setting_{field.name}",
-                                  "metavar": field.name.upper()}
+    add_schema_flags(group, {field.name: schema["properties"][field.name] for field in dataclasses.fields(cls)},
+                     dest_prefix=f"{cls.section}.")
+
+
+def add_schema_flags(group, properties: Mapping[str, Any], dest_prefix: str) -> None:
+    """One flag per schema property (``min_transforms`` -> ``--min-transforms``), stored under
+    ``dest_prefix + name`` only when given (read them back with :func:`schema_flag_values`)."""
+    for name, node in properties.items():
+        node = _resolve(node)
+        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "dest": f"{dest_prefix}{name}",
+                                  "metavar": name.upper()}
         kinds = node.get("type")
         if kinds == "array" or (isinstance(kinds, list) and "array" in kinds):
             items = _resolve(node.get("items", {}))
@@ -201,14 +213,19 @@ def add_settings_arguments(parser: argparse.ArgumentParser, cls: type[Settings])
         default = node.get("default")
         description = node.get("description", "")
         kwargs["help"] = f"{description} (default: {default})" if "default" in node else description
-        group.add_argument(f"--{field.name.replace('_', '-')}", **kwargs)
+        group.add_argument(f"--{name.replace('_', '-')}", **kwargs)
 
 
-def settings_from_args(cls: type[S], args: argparse.Namespace) -> S:
-    """The settings object from ``--settings`` (if given) overridden by any per-key flag."""
+def schema_flag_values(args: argparse.Namespace, names, dest_prefix: str) -> dict[str, Any]:
+    """The flags of :func:`add_schema_flags` that were given, by property name."""
+    return {name: getattr(args, f"{dest_prefix}{name}") for name in names if hasattr(args, f"{dest_prefix}{name}")}
+
+
+def settings_from_args(cls: type[S], args: argparse.Namespace, option: str = "settings") -> S:
+    """The settings object from ``--settings`` (or ``--OPTION``, if given) overridden by any per-key flag."""
     mapping, origin = ({}, "command line")
-    if getattr(args, "settings", None):
-        mapping, origin = read_section(cls.section, args.settings)
-    overrides = {field.name: getattr(args, f"setting_{field.name}") for field in dataclasses.fields(cls)
-                 if hasattr(args, f"setting_{field.name}")}
+    text = getattr(args, option.replace("-", "_"), None)
+    if text:
+        mapping, origin = read_section(cls.section, text)
+    overrides = schema_flag_values(args, [field.name for field in dataclasses.fields(cls)], f"{cls.section}.")
     return cls.from_mapping({**mapping, **overrides}, origin)

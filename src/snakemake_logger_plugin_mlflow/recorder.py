@@ -404,4 +404,3 @@ def log_tail(path: str) -> str | None:
     if size > LOG_TAIL_BYTES:
         lines = lines[1:]  # the first line read is probably cut
     return "\n".join(lines[-LOG_TAIL_LINES:]) + "\n"
-

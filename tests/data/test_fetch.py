@@ -44,6 +44,14 @@ def test_checksum_mismatch_names_everything_and_leaves_nothing(file_server, tmp_
     assert len(file_server.requests_for("/data.bin")) == 1  # a mismatch is not retried on the same URL
 
 
+def test_an_empty_download_is_never_published(file_server, tmp_path):
+    """Without an md5 to check, an empty body used to become an empty file under the final name."""
+    file_server.files["/empty.bin"] = b""
+    with pytest.raises(DataError, match=r"empty\.bin: it sent an empty file"):
+        fetch(file_server.url("/empty.bin"), tmp_path / "data.bin", **FAST)
+    assert _leftovers(tmp_path) == []
+
+
 def test_cut_connection_is_resumed_then_verified(file_server, tmp_path):
     file_server.files["/data.bin"] = BODY
     file_server.cut_first["/data.bin"] = 2
@@ -112,12 +120,26 @@ def _leave_partial(dest: Path, data: bytes, source: str, validator: str) -> None
     dest.with_name(f".{dest.name}.part.json").write_text(json.dumps(record))
 
 
+def test_a_complete_partial_is_verified_without_downloading_again(file_server, tmp_path):
+    """A run stopped after the last byte (while checking the md5) must not cost the whole download again."""
+    file_server.files["/data.bin"] = BODY
+    dest = tmp_path / "data.bin"
+    _leave_partial(dest, BODY, file_server.url("/data.bin"), _etag(BODY))
+    assert fetch(file_server.url("/data.bin"), dest, md5=BODY_MD5, **FAST).path.read_bytes() == BODY
+    assert file_server.requests == []
+
+
 def test_partial_from_another_source_is_never_spliced_on(file_server, tmp_path):
     file_server.files["/data.bin"] = BODY
     dest = tmp_path / "data.bin"
     _leave_partial(dest, b"\xff" * 1000, file_server.url("/other.bin"), _etag(BODY))
     assert fetch(file_server.url("/data.bin"), dest, md5=BODY_MD5, **FAST).path.read_bytes() == BODY
     assert file_server.requests_for("/data.bin") == [None]  # started from byte 0
+    _leave_partial(dest, b"\xff" * 1000, file_server.url("/data.bin"), _etag(BODY))
+    dest.with_name(".data.bin.part.json").write_text("[1, 2]")  # a record that is not one
+    dest.unlink()
+    assert fetch(file_server.url("/data.bin"), dest, md5=BODY_MD5, **FAST).path.read_bytes() == BODY
+    assert file_server.requests_for("/data.bin") == [None, None]
 
 
 def test_partial_of_a_file_the_server_changed_is_fetched_whole(file_server, tmp_path):

@@ -53,6 +53,16 @@ def test_prepare_writes_exactly_the_name_given(split, tmp_path):
         np.testing.assert_array_equal(data["x_test"], images)
 
 
+def test_an_empty_split_is_refused(split, tmp_path):
+    """A header declaring 0 images used to give an mnist.npz without digits, and exit 0."""
+    images, labels, images_path, labels_path = split
+    mnist.write_idx(np.zeros((0, 28, 28), np.uint8), tmp_path / "none.gz")
+    mnist.write_idx(np.zeros(0, np.uint8), tmp_path / "no-labels.gz")
+    with pytest.raises(DataError, match=r"none\.gz: holds no images"):
+        mnist.prepare(images_path, labels_path, tmp_path / "none.gz", tmp_path / "no-labels.gz", tmp_path / "m.npz")
+    assert not (tmp_path / "m.npz").exists()
+
+
 def test_truncated_idx_names_file(split, tmp_path):
     _, _, images_path, _ = split
     raw = gzip.open(images_path).read()

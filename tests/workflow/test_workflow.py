@@ -29,6 +29,8 @@ def snakemake(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Complet
 DEMO_CONFIG = "workflow/config/demo.yaml"
 RUN_ARGS = ("--cores", "2", "--workflow-profile", "workflow/profiles/default")
 DEMO_ARGS = (*RUN_ARGS, "--configfile", DEMO_CONFIG)
+# The CNN ladder of config.yaml (and the demo): one rule per variant.
+DEMO_CNN_RULES = ("sgd_1000", "bn_dropout_1000", "adam_1000", "adam_20000", "fast")
 
 
 def copy_workflow(folder: Path) -> Path:
@@ -57,22 +59,30 @@ def demo_dir(tmp_path_factory):
 
 
 def pipeline_outputs(folder: Path) -> dict[str, bytes]:
-    """Every output file except MLflow's store, logs and timings, by relative path."""
-    volatile = {"mlflow", "logs", "benchmarks"}
+    """Every output file except MLflow's store, logs, timings and training checkpoints (they name
+    the MLflow run they continue), by relative path."""
+    volatile = {"mlflow", "logs", "benchmarks", "checkpoints"}
     results = folder / "results"
     return {str(path.relative_to(results)): path.read_bytes() for path in sorted(results.rglob("*"))
             if path.is_file() and not volatile & set(path.relative_to(results).parts)}
 
 
 def test_lint_is_clean():
-    """Clean but for one deliberate lint: fetch reads its retries and timeout from config in the
-    shell command, so that they are not params (a timeout edit must not plan every download)."""
+    """Clean but for deliberate lints: fetch reads its retries and timeout from config in the shell
+    command, the CNN rules their checkpoint interval and init_tracking the absolute tracking URI and its
+    server timeout, so
+    that they are not params (a timeout edit must not plan every download, nor a checkpoint interval
+    every training run, nor a moved project a new store)."""
     result = snakemake("--lint", cwd=REPO)
     output = result.stdout + result.stderr
     lints = {(rule, title) for rule, block in re.findall(r"^Lints for (rule \w+|snakefile \S+).*?\n((?:    .*\n?)+)",
                                                           output, re.MULTILINE)
              for title in re.findall(r"^    \* (.*?):?$", block, re.MULTILINE)}
-    assert lints == {("rule fetch", "Shell command directly uses variable config from outside of the rule")}, output
+    operational = "Shell command directly uses variable TRAIN_OPERATIONAL from outside of the rule"
+    assert lints == {("rule fetch", "Shell command directly uses variable config from outside of the rule"),
+                     ("rule init_tracking", "Shell command directly uses variable TRACKING_URI from outside of the rule"),
+                     ("rule init_tracking", "Shell command directly uses variable config from outside of the rule"),
+                     *((f"rule train_cnn_{name}", operational) for name in DEMO_CNN_RULES)}, output
 
 
 def test_dry_run_plans_the_real_config(workdir):
@@ -219,6 +229,13 @@ def test_offline_demo_runs_end_to_end(demo_dir):
     # Every MRI case has its augmented copies.
     augmented = list(csv.DictReader(open(results / "augmented" / "heart" / "manifest.csv")))
     assert len(augmented) == 4 * 2
+    # Every CNN variant trained, and the ladder lists them beside the blog.
+    ladder = (results / "reports" / "cnn_ladder.md").read_text()
+    for name in DEMO_CNN_RULES:
+        variant = name.replace("_", "-")
+        assert json.loads((results / "train" / "cnn" / variant / "result.json").read_text())["variant"] == variant
+        assert f"| `{variant}` |" in ladder
+    assert "| 64.93 % |" in ladder
     # No temporary or partial file is left anywhere.
     assert not [p for p in results.rglob("*") if ".part" in p.name]
     # Every MLflow run finished: the stages' own runs, and the logger plugin's invocation and job runs.
@@ -228,7 +245,9 @@ def test_offline_demo_runs_end_to_end(demo_dir):
                                    "where t.key = 'mlnb.stage'").fetchall())
         params = db.execute("select r.name, p.key from params p join runs r on p.run_uuid = r.run_uuid").fetchall()
         tags = db.execute("select r.name, t.key from tags t join runs r on t.run_uuid = r.run_uuid").fetchall()
-    assert statuses == {"data": "FINISHED", "faces-celeba": "FINISHED", "augment-heart": "FINISHED"}
+    cnn_runs = {f"cnn-{name.replace('_', '-')}" for name in DEMO_CNN_RULES} | {"cnn-ladder"}
+    assert statuses == {"data": "FINISHED", "faces-celeba": "FINISHED", "augment-heart": "FINISHED",
+                        **dict.fromkeys(cnn_runs, "FINISHED")}
     for run in statuses:  # provenance and the resolved config of every run
         assert {(run, "git_commit"), (run, "config_hash"), (run, "version.torch")} <= set(tags)
         assert any(name == run and key.startswith("config.") for name, key in params), run
@@ -276,8 +295,14 @@ DEMO_CASES, DEMO_SHARDS = 4, 2
     ("faces:\n  preview: 5\n", {"gather_faces": 1, "all": 1}),
     ("faces:\n  upsample: 1\n", {"align_faces": DEMO_SHARDS, "gather_faces": 1, "all": 1}),
     ("augment:\n  copies: 3\n", {"augment_case": DEMO_CASES, "gather_augment": 1, "all": 1}),
+    # training: how a job runs plans nothing; a variant's edit reruns that variant and the ladder
+    ("train:\n  threads: 1\n  gpu: 1\n  checkpoint_every: 7\n", {}),
+    ("cnn:\n  variants:\n    adam-1000: {steps: 31}\n", {"train_cnn_adam_1000": 1, "report_ladder": 1, "all": 1}),
+    ("cnn:\n  blog_accuracy: {sgd-1000: 0.65}\n", {"report_ladder": 1, "all": 1}),
+    ("train:\n  log_every: 5\n", {f"train_cnn_{name}": 1 for name in DEMO_CNN_RULES} | {"report_ladder": 1, "all": 1}),
 ], ids=["download.retries", "download.timeout", "faces.threads", "augment.threads", "faces.preview",
-        "faces.upsample", "augment.copies"])
+        "faces.upsample", "augment.copies", "train.operational", "cnn.variant", "cnn.blog_accuracy",
+        "train.log_every"])
 def test_an_edit_reruns_exactly_the_jobs_it_changes(demo_dir, edit, planned):
     (demo_dir / "edit.yaml").write_text(edit)  # deep-merged over the demo's config
     assert planned_jobs(demo_dir, *RUN_ARGS, "--configfile", DEMO_CONFIG, "edit.yaml") == planned

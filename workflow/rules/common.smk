@@ -50,7 +50,7 @@ def job_shell(command):
 
 
 # How a job runs, never what it makes: left out of settings_json unless named.
-OPERATIONAL_KEYS = {"threads", "retries", "timeout"}
+OPERATIONAL_KEYS = {"threads", "retries", "timeout", "gpu", "checkpoint_every"}
 
 
 def settings_json(section, *keys):

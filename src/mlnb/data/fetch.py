@@ -175,10 +175,10 @@ class _Partial:
             record = json.loads(self.record_path.read_text())
         except (OSError, ValueError):
             record = {}
+        record = record if isinstance(record, dict) else {}
         resumable = source.kind == "gdrive" or (source.kind == "http" and record.get("validator"))
-        if isinstance(record, dict) and record.get("source") == source.text and resumable:
-            size = self.data.stat().st_size if self.data.is_file() else 0
-            log.info("%s: resuming the partial download an earlier run left (%d bytes)", source.text, size)
+        if record.get("source") == source.text and resumable:
+            log.info("%s: resuming the partial download an earlier run left", source.text)
             self.record = record
         else:
             self.clear()
@@ -227,6 +227,9 @@ def _fetch_from(source: Source, dest: Path, expected: str | None, retries: int,
         if partial.is_empty():
             partial.clear()
         raise
+    if not partial.data.is_file() or partial.data.stat().st_size == 0:
+        partial.clear()
+        raise _SourceError("it sent an empty file")
     actual = file_md5(partial.data)
     if expected is not None and actual != expected:
         partial.clear()
@@ -271,6 +274,10 @@ class _HttpTransfer(_Transfer):
         import urllib3
 
         have = self.target.stat().st_size if self.target.is_file() else 0
+        if have and have == self.partial.record.get("size"):
+            # complete, but a run was stopped before publishing it (e.g. while checking its md5)
+            log.info("%s: the %d bytes an earlier run received are the whole file", self.source.text, have)
+            return
         headers = {"Accept-Encoding": "identity"}  # bytes on disk = bytes on the wire
         validator = self.partial.record.get("validator")
         if have:

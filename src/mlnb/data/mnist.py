@@ -72,6 +72,8 @@ def load_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.nda
         raise DataError(f"{images_path}: expected N x 28 x 28 images, got shape {images.shape}")
     if labels.ndim != 1:
         raise DataError(f"{labels_path}: expected a 1-D label vector, got shape {labels.shape}")
+    if not len(images):
+        raise DataError(f"{images_path}: holds no images (header shape {images.shape})")
     if len(images) != len(labels):
         raise DataError(f"{images_path} has {len(images)} images but {labels_path} has {len(labels)} labels")
     if labels.size and labels.max() >= NUM_CLASSES:

@@ -1,0 +1,70 @@
+# Training stage.
+#
+# The MNIST CNN ladder (07-cnn-tensorflow): one rule per variant in
+# config cnn.variants (train_cnn_<variant>), each training on the prepared
+# MNIST .npz; report_ladder (report.smk) puts them in one table. Checkpoints go
+# to results/checkpoints/cnn/<variant>/, outside the outputs, so a stopped job
+# (Snakemake, Slurm) resumes where it stopped when it is run again.
+
+CNN_DIR = "results/train/cnn"
+CNN_TIMING_DIR = "results/benchmarks/train/cnn"
+CNN_VARIANTS = list(config["cnn"]["variants"])
+CNN_TARGETS = ["results/reports/cnn_ladder.md"] if CNN_VARIANTS else []
+# What a training job uses of the train section (not threads, gpu, checkpoint_every: how it runs).
+TRAIN_SETTINGS = settings_json("train")
+# How often a job checkpoints never changes what it makes: a flag formatted into the shell
+# command, not a param (a deliberate lint, like fetch's retries).
+TRAIN_OPERATIONAL = f"--checkpoint-every {config['train']['checkpoint_every']}"
+
+
+def cnn_settings(variant):
+    """What one variant's job uses: its own definition and the shared cnn keys (not the other variants,
+    nor the blog's figures), so an edit reruns exactly the variants it changes."""
+    cnn = config["cnn"]
+    used = {"variants": {variant: cnn["variants"][variant]}, "eval_batch": cnn["eval_batch"],
+            "target_accuracy": cnn["target_accuracy"]}
+    return json.dumps(used, sort_keys=True)
+
+
+def cnn_rule(variant):
+    return f"train_cnn_{variant.replace('-', '_')}"
+
+
+for cnn_variant in CNN_VARIANTS:
+
+    rule:
+        name:
+            cnn_rule(cnn_variant)
+        input:
+            EXPERIMENT_MARKER,
+            data="results/data/mnist/mnist.npz",
+        output:
+            result=f"{CNN_DIR}/{cnn_variant}/result.json",
+            model=f"{CNN_DIR}/{cnn_variant}/model.pt",
+            timing=f"{CNN_TIMING_DIR}/{cnn_variant}_timing.json",
+        log:
+            f"results/logs/train/cnn/{cnn_variant}.log",
+        benchmark:
+            f"{CNN_TIMING_DIR}/{cnn_variant}.tsv"
+        threads: config["train"]["threads"]
+        resources:
+            mem_mb=4000,
+            runtime=120,
+            gpu=config["train"]["gpu"],
+        conda:
+            "../../envs/mlnb.yaml"
+        params:
+            variant=cnn_variant,
+            settings=cnn_settings(cnn_variant),
+            train=TRAIN_SETTINGS,
+            seed=config["seed"],
+            out=lambda wildcards, output: Path(output.result).parent,
+            checkpoints=f"results/checkpoints/cnn/{cnn_variant}",
+            rule=cnn_rule(cnn_variant),
+            tracking=tracking_args(f"cnn-{cnn_variant}", cnn=cnn_settings(cnn_variant), train=TRAIN_SETTINGS,
+                                   seed=json.dumps(config["seed"])),
+        shell:
+            "mlnb train-cnn --data {input.data} --variant {params.variant} --seed {params.seed} "
+            "--settings {params.settings:q} --train-settings {params.train:q} --threads {threads} "
+            "{TRAIN_OPERATIONAL} --out {params.out} --timing {output.timing} "
+            "--checkpoint-dir {params.checkpoints} --rule {params.rule} {params.tracking} > {log} 2>&1"
