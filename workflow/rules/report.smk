@@ -17,5 +17,7 @@ rule report_ladder:
         timing=lambda wildcards, input: " ".join(f"--timing {path}" for path in input.timing),
         tracking=tracking_args("cnn-ladder", blog=json.dumps(config["cnn"]["blog_accuracy"], sort_keys=True)),
     shell:
-        "mlnb report-ladder {input.results} --blog {params.blog:q} {params.timing} --out {output} "
-        "{params.tracking} > {log} 2>&1"
+        job_shell(
+            "mlnb report-ladder {input.results} --blog {params.blog:q} {params.timing} --out {output} "
+            "{params.tracking} > {log} 2>&1"
+        )

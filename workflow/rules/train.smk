@@ -64,7 +64,9 @@ for cnn_variant in CNN_VARIANTS:
             tracking=tracking_args(f"cnn-{cnn_variant}", cnn=cnn_settings(cnn_variant), train=TRAIN_SETTINGS,
                                    seed=json.dumps(config["seed"])),
         shell:
-            "mlnb train-cnn --data {input.data} --variant {params.variant} --seed {params.seed} "
-            "--settings {params.settings:q} --train-settings {params.train:q} --threads {threads} "
-            "{TRAIN_OPERATIONAL} --out {params.out} --timing {output.timing} "
-            "--checkpoint-dir {params.checkpoints} --rule {params.rule} {params.tracking} > {log} 2>&1"
+            job_shell(
+                "mlnb train-cnn --data {input.data} --variant {params.variant} --seed {params.seed} "
+                "--settings {params.settings:q} --train-settings {params.train:q} --threads {threads} "
+                "{TRAIN_OPERATIONAL} --out {params.out} --timing {output.timing} "
+                "--checkpoint-dir {params.checkpoints} --rule {params.rule} {params.tracking} > {log} 2>&1"
+            )
