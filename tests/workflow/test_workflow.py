@@ -70,9 +70,8 @@ def pipeline_outputs(folder: Path) -> dict[str, bytes]:
 def test_lint_is_clean():
     """Clean but for deliberate lints: fetch reads its retries and timeout from config in the shell
     command, the CNN rules their checkpoint interval and init_tracking the absolute tracking URI and its
-    server timeout, so
-    that they are not params (a timeout edit must not plan every download, nor a checkpoint interval
-    every training run, nor a moved project a new store)."""
+    server timeout, so that they are not params (a timeout edit must not plan every download, nor a
+    checkpoint interval every training run, nor a moved project a new store)."""
     result = snakemake("--lint", cwd=REPO)
     output = result.stdout + result.stderr
     lints = {(rule, title) for rule, block in re.findall(r"^Lints for (rule \w+|snakefile \S+).*?\n((?:    .*\n?)+)",
@@ -291,6 +290,7 @@ DEMO_CASES, DEMO_SHARDS = 4, 2
     ("download:\n  timeout: 17\n", {}),
     ("faces:\n  threads: 3\n", {}),
     ("augment:\n  threads: 2\n", {}),
+    ("mlflow:\n  timeout: 5\n", {}),
     # stage settings: that stage's jobs and what depends on them, nothing else
     ("faces:\n  preview: 5\n", {"gather_faces": 1, "all": 1}),
     ("faces:\n  upsample: 1\n", {"align_faces": DEMO_SHARDS, "gather_faces": 1, "all": 1}),
@@ -300,8 +300,8 @@ DEMO_CASES, DEMO_SHARDS = 4, 2
     ("cnn:\n  variants:\n    adam-1000: {steps: 31}\n", {"train_cnn_adam_1000": 1, "report_ladder": 1, "all": 1}),
     ("cnn:\n  blog_accuracy: {sgd-1000: 0.65}\n", {"report_ladder": 1, "all": 1}),
     ("train:\n  log_every: 5\n", {f"train_cnn_{name}": 1 for name in DEMO_CNN_RULES} | {"report_ladder": 1, "all": 1}),
-], ids=["download.retries", "download.timeout", "faces.threads", "augment.threads", "faces.preview",
-        "faces.upsample", "augment.copies", "train.operational", "cnn.variant", "cnn.blog_accuracy",
+], ids=["download.retries", "download.timeout", "faces.threads", "augment.threads", "mlflow.timeout",
+        "faces.preview", "faces.upsample", "augment.copies", "train.operational", "cnn.variant", "cnn.blog_accuracy",
         "train.log_every"])
 def test_an_edit_reruns_exactly_the_jobs_it_changes(demo_dir, edit, planned):
     (demo_dir / "edit.yaml").write_text(edit)  # deep-merged over the demo's config
