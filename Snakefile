@@ -24,4 +24,6 @@ rule all:
         FACES_TARGETS,
         AUGMENT_TARGETS,
         CNN_TARGETS,
+        GATES_TARGETS,
+        MLP_TARGETS,
     default_target: True

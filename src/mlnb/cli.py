@@ -31,6 +31,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fid-stats": ("mlnb.gan.stats_cli", "Inception statistics of a dataset's images, cached for FID"),
     "train-cnn": ("mlnb.train.cnn", "train one variant of the blog's MNIST CNN ladder (resumable, tracked)"),
     "report-ladder": ("mlnb.train.ladder", "the CNN ladder as a Markdown table beside the blog's accuracies"),
+    "train-gates": ("mlnb.models.gates", "train the from-scratch network on a logic gate over several seeds"),
+    "report-gates": ("mlnb.models.gates_report", "one Markdown report of the gates over seeds, beside the blog"),
+    "train-mlp": ("mlnb.models.mlp", "train the from-scratch network on MNIST with mini-batches"),
 }
 
 
