@@ -15,6 +15,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/faces.smk"
 include: "workflow/rules/augment.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/scratch.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -9,7 +9,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from mlnb import cli, tracking
+from mlnb import cli
 from mlnb.errors import ConfigError
 from mlnb.models.gates import GATES, INPUTS, GatesSettings, summarise, train_gate
 
@@ -83,10 +83,8 @@ def test_bad_settings_name_the_key():
 
 
 @pytest.fixture()
-def uri(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    tracking.ensure_experiment(uri, "tests")
-    return uri
+def uri(mlflow_uri):
+    return mlflow_uri
 
 
 def test_train_gates_and_the_report_write_their_files_and_log_the_curves(tmp_path, uri):

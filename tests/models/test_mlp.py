@@ -9,7 +9,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from mlnb import cli, tracking
+from mlnb import cli
 from mlnb.errors import ConfigError, DataError
 from mlnb.models.backprop import Network
 from mlnb.models.mlp import MlpSettings, confusion_matrix, load_mnist, train
@@ -86,10 +86,8 @@ def test_confusion_matrix_counts_true_against_predicted():
 
 
 @pytest.fixture()
-def uri(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    tracking.ensure_experiment(uri, "tests")
-    return uri
+def uri(mlflow_uri):
+    return mlflow_uri
 
 
 def test_train_mlp_writes_a_reproducible_result_and_a_model_that_loads_back(tmp_path, mnist_file, uri):
