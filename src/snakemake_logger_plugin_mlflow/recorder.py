@@ -104,7 +104,10 @@ class Recorder:
         handler = self._handlers.get(getattr(record, "event", None))
         if handler is None:
             return
-        handler(record)
+        try:
+            handler(record)
+        except Exception as error:  # a record of an unexpected shape must not stop Snakemake's logging thread
+            self._warn(f"{record.event}: {type(error).__name__}: {error}")
         self._write_pending()
 
     def _workflow_started(self, record) -> None:
@@ -364,7 +367,7 @@ class Recorder:
     def _warn(self, message: str) -> None:
         if message not in self._warned:
             self._warned.add(message)
-            print(f"snakemake-logger-plugin-mlflow: could not write to MLflow ({self.uri}): {message}",
+            print(f"snakemake-logger-plugin-mlflow: could not log to MLflow ({self.uri}): {message}",
                   file=sys.stderr)
 
 

@@ -242,5 +242,17 @@ def test_a_store_that_cannot_be_written_never_fails_snakemake(tmp_path, capsys):
     feed(handler, *start(uuid.uuid4(), str(tmp_path), {"one": 1, "total": 1}),
          records.job_info(T0 + 1, 1, "one", {}, []), records.job_finished(T0 + 2, 1, "one"))
     handler.close()
-    warnings = [line for line in capsys.readouterr().err.splitlines() if "could not write to MLflow" in line]
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "could not log to MLflow" in line]
     assert len(warnings) == 1 and str(blocker) in warnings[0]
+
+
+def test_a_record_of_an_unexpected_shape_is_skipped_with_a_warning(store, tmp_path, capsys):
+    handler = make_handler(store)
+    broken = records.job_info(T0 + 1, 1, "one", {}, [])
+    del broken.rule_name
+    feed(handler, *start(uuid.uuid4(), str(tmp_path), {"one": 1, "total": 1}), broken,
+         records.progress(T0 + 2, 1, 1))
+    handler.close()
+    assert "job_info: AttributeError" in capsys.readouterr().err
+    [parent] = all_runs(store)
+    assert parent.info.status == "FINISHED"
