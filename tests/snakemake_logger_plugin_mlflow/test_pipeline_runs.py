@@ -93,10 +93,11 @@ def test_the_demo_logs_one_invocation_a_child_per_job_and_each_stage_inside_its_
             key: float(row[key]) for key in ("s", "max_rss", "cpu_time")}
 
 
-def test_nothing_to_do_a_dry_run_lint_and_summary_log_nothing(demo):
+def test_nothing_to_do_a_dry_run_lint_summary_and_report_log_nothing(demo):
     folder, uri = demo
     before = {run.info.run_id for run in runs_in(uri, "mlnb-demo")}
-    for args in ((HEART,), ("-n", "--forcerun", "gather_augment", HEART), ("--lint",), ("--summary", HEART)):
+    for args in ((HEART,), ("-n", "--forcerun", "gather_augment", HEART), ("--lint",), ("--summary", HEART),
+                 ("--report", str(folder / "report.html"), HEART)):
         result = snakemake(*args, *DEMO_ARGS, cwd=folder)
         assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result.stderr[-3000:]
         assert {run.info.run_id for run in runs_in(uri, "mlnb-demo")} == before, args
