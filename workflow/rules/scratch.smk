@@ -70,6 +70,7 @@ rule train_mlp:
         model=f"{MLP_DIR}/model.npz",
         confusion=f"{MLP_DIR}/confusion.png",
         misclassified=f"{MLP_DIR}/misclassified.png",
+        timing="results/benchmarks/train/mlp_timing.json",
     log:
         "results/logs/train/mlp.log",
     benchmark:
@@ -91,5 +92,5 @@ rule train_mlp:
     shell:
         job_shell(
             "mlnb train-mlp --data {input.data} --device {params.device} --seed {params.seed} --settings {params.settings:q} "
-            "--out {params.out} {params.tracking} > {log} 2>&1"
+            "--out {params.out} --timing {output.timing} {params.tracking} > {log} 2>&1"
         )
