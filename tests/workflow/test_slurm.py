@@ -203,28 +203,45 @@ def submitted_jobs(output: str) -> dict[str, str]:
     return dict(re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/(\w+)/", output))
 
 
-def test_demo_training_runs_through_slurm(cluster, tmp_path):
-    """The fast CNN and what it needs: prepare_mnist and the training as Slurm jobs (the demo data,\n    fetch and init_tracking are local rules)."""
-    folder = copy_workflow(tmp_path)
+def cnn_runs(folder: Path) -> dict[str, str]:
+    """The MLflow runs of the fast CNN: id -> status."""
+    with sqlite3.connect(folder / "results/mlflow/mlflow.db") as db:
+        return dict(db.execute("SELECT run_uuid, status FROM runs WHERE name = 'cnn-fast'").fetchall())
+
+
+@pytest.fixture(scope="module")
+def slurm_demo(cluster, tmp_path_factory) -> tuple[Path, str]:
+    """The fast CNN and what it needs, through Slurm: its folder and Snakemake's output."""
+    folder = copy_workflow(tmp_path_factory.mktemp("slurm-demo"))
     (folder / "override.yaml").write_text("cnn:\n  variants:\n    fast: {steps: 28, eval_every: 7}\n")
-    output = finish(start_snakemake(folder, CNN_RESULT), folder, timeout=900)
+    return folder, finish(start_snakemake(folder, CNN_RESULT), folder, timeout=900)
+
+
+def test_demo_training_runs_through_slurm(cluster, slurm_demo):
+    """prepare_mnist and the training ran as Slurm jobs (demo data, fetch and init_tracking are local rules)."""
+    folder, output = slurm_demo
     result = json.loads((folder / CNN_RESULT).read_text())
     assert result["settings"]["steps"] == 28 and 0.0 <= result["test_accuracy"] <= 1.0, result
     assert (folder / "results/train/cnn/fast/model.pt").stat().st_size > 0
     submitted, jobs = submitted_jobs(output), cluster.jobs()
     assert sorted(submitted.values()) == ["rule_prepare_mnist", "rule_train_cnn_fast"], output[-3000:]
     assert all(jobs[job_id] == (rule, "COMPLETED") for job_id, rule in submitted.items()), jobs
+    assert list(cnn_runs(folder).values()) == ["FINISHED"]
 
 
-def test_preempted_training_resumes_through_slurm(cluster, tmp_path):
+def test_preempted_training_resumes_through_slurm(cluster, slurm_demo, tmp_path):
     """SIGUSR1 through Slurm to the running training job's steps (what ``--signal=USR1@180`` does before
-    the time limit): the job checkpoints and fails, the profile's retry resumes it in a new Slurm job."""
-    folder = copy_workflow(tmp_path)
-    steps, log_every = 150, 10
+    the time limit): the job checkpoints and fails, the profile's retry resumes it in a new Slurm job.
+    Starts from the demo folder above with more steps, so only the training reruns."""
+    folder = tmp_path / "demo"
+    shutil.copytree(slurm_demo[0], folder, symlinks=True)
+    earlier_runs = cnn_runs(folder)
+    steps, log_every = 60, 10
     (folder / "override.yaml").write_text(f"train:\n  log_every: {log_every}\n  checkpoint_every: 1000\n"
-                                          f"cnn:\n  variants:\n    fast: {{steps: {steps}, eval_every: 50}}\n")
-    snakemake = start_snakemake(folder, CNN_RESULT)
+                                          f"cnn:\n  variants:\n    fast: {{steps: {steps}, eval_every: 30}}\n")
     training_log = folder / "results/logs/train/cnn/fast.log"
+    training_log.unlink()  # the demo's: wait for this run's steps
+    snakemake = start_snakemake(folder, CNN_RESULT)
     deadline = time.monotonic() + 600
     while not (training_log.exists() and re.search(r"step [2-9]\d/", training_log.read_text())):
         assert snakemake.poll() is None and time.monotonic() < deadline, (folder / "snakemake.out").read_text()
@@ -235,15 +252,15 @@ def test_preempted_training_resumes_through_slurm(cluster, tmp_path):
     run("scancel", "--signal=USR1", running[0])
     output = finish(snakemake, folder, timeout=600)
 
-    training = [job_id for job_id, rule in submitted_jobs(output).items() if rule == "rule_train_cnn_fast"]
-    jobs = cluster.jobs()
-    assert [jobs[job_id][1] for job_id in training] == ["FAILED", "COMPLETED"], (jobs, output[-3000:])
+    submitted, jobs = submitted_jobs(output), cluster.jobs()
+    assert set(submitted.values()) == {"rule_train_cnn_fast"}, output[-3000:]
+    assert [jobs[job_id][1] for job_id in submitted] == ["FAILED", "COMPLETED"], (jobs, output[-3000:])
     resumed_at = int(re.search(r"resuming from \S+ at step (\d+)", training_log.read_text()).group(1))
     assert 20 <= resumed_at < steps  # not from the start, and no checkpoint but the stop's (every 1000)
+    runs = {run_id: status for run_id, status in cnn_runs(folder).items() if run_id not in earlier_runs}
+    assert list(runs.values()) == ["FINISHED"], runs  # one run, continued by the retry
     with sqlite3.connect(folder / "results/mlflow/mlflow.db") as db:
-        runs = db.execute("SELECT run_uuid, status FROM runs WHERE name = 'cnn-fast'").fetchall()
-        assert len(runs) == 1 and runs[0][1] == "FINISHED", runs
-        run_id = runs[0][0]
+        run_id = next(iter(runs))
         stopped_by = db.execute("SELECT value FROM tags WHERE run_uuid = ? AND key = 'mlnb.stopped'",
                                 (run_id,)).fetchall()
         logged = [step for (step,) in db.execute("SELECT step FROM metrics WHERE run_uuid = ? AND key = "
