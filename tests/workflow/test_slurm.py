@@ -87,8 +87,8 @@ def install_requirements() -> None:
     try:
         import snakemake_executor_plugin_slurm  # noqa: F401
     except ImportError:
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-c",
-                        str(REPO / "envs/constraints.txt"), f"{REPO}[cluster]"], check=True, timeout=600)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-c", str(REPO / "envs/constraints.txt"),
+                        "-e", f"{REPO}[cluster]"], check=True, timeout=600)
 
 
 def free_port() -> int:
