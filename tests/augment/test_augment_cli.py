@@ -102,16 +102,21 @@ def test_an_empty_segmentation_is_noted(nifti_pair, tmp_path):
     ("argv", "message"),
     [
         (["--dims", "32", "32", "4"], "has a slice count but this is a 2-D rgb image"),
-        (["--copies", "0"], r"--copies \(0\)"),
+        (["--copies", "0"], r"command line: augment\.copies: 0 is less than the minimum of 1"),
+        (["--previews", "some"], r"invalid choice: 'some'"),
         (["--scale-range", "1.2", "0.8"], r"scale_range \[1.2, 0.8\]"),
         (["--min-transforms", "4", "--max-transforms", "2"], "min_transforms 4"),
     ],
 )
-def test_bad_arguments_are_one_clean_error(tmp_path, caplog, argv, message):
+def test_bad_arguments_are_one_clean_error(tmp_path, caplog, capsys, argv, message):
     image, seg = write_picture_pair(tmp_path)
     with caplog.at_level(logging.ERROR):
-        assert augment(image, seg, tmp_path / "out", *argv) == 2
-    assert re.search(message, caplog.text)
+        try:
+            code = augment(image, seg, tmp_path / "out", *argv)
+        except SystemExit as stop:  # argparse's own errors (choices)
+            code = stop.code
+    assert code == 2
+    assert re.search(message, caplog.text + capsys.readouterr().err)
     assert not list(tmp_path.rglob("*.part*"))
 
 
@@ -158,3 +163,98 @@ def test_gather_logs_previews_and_the_manifest_to_mlflow(nifti_pair, tmp_path):
     logged = {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
     assert "manifest.csv" in logged
     assert [a.path for a in client.list_artifacts(run.info.run_id, "previews")] == ["previews/anatomical.png"]
+
+
+def test_settings_come_from_json_or_a_config_file_and_flags_override(nifti_pair, tmp_path):
+    import cv2
+    import yaml
+
+    image, seg = nifti_pair
+    settings = json.dumps({"copies": 2, "dims": [20, 20], "mode": "sequential", "threads": 2})
+    assert augment(image, seg, tmp_path / "json", "--settings", settings) == 0  # --copies 3 overrides
+    assert cv2.getNumThreads() == 2
+    record = json.loads((tmp_path / "json" / "anatomical_aug2.json").read_text())
+    assert (record["mode"], record["dims"]) == ("sequential", [20, 20])
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"seed": 1, "augment": {"dims": [20, 20], "mode": "sequential"}}))
+    assert augment(image, seg, tmp_path / "file", "--settings", str(config), "--threads", "1") == 0
+    assert cv2.getNumThreads() == 1
+    assert files_of(tmp_path / "file") == files_of(tmp_path / "json")
+
+
+@pytest.mark.parametrize(("previews", "drawn"), [("all", [0, 1, 2]), ("first", [0]), ("none", [])])
+def test_previews_setting(nifti_pair, tmp_path, previews, drawn):
+    image, seg = nifti_pair
+    assert augment(image, seg, tmp_path / "out", "--previews", previews) == 0
+    assert sorted(p.name for p in (tmp_path / "out").glob("*_preview.png")) == [
+        f"anatomical_aug{k}_preview.png" for k in drawn]
+    records = [json.loads((tmp_path / "out" / f"anatomical_aug{k}.json").read_text()) for k in range(3)]
+    assert [record["outputs"]["preview"] is not None for record in records] == [k in drawn for k in range(3)]
+
+
+def test_fewer_copies_or_previews_remove_only_this_commands_old_files(nifti_pair, tmp_path):
+    image, seg = nifti_pair
+    out = tmp_path / "out"
+    assert augment(image, seg, out, "--copies", "4") == 0
+    mine = out / "anatomical_aug7.nii"  # a user's file that looks like ours, with no record of ours
+    mine.write_bytes(b"the user's")
+    (out / "anatomical_aug5.json").write_text('{"format": "something else"}')
+    assert augment(image, seg, out, "--copies", "2", "--previews", "first") == 0
+    expected = {f"anatomical_aug{k}{suffix}" for k in range(2) for suffix in (".nii", "_seg.nii.gz", ".json")}
+    expected |= {"anatomical_aug0_preview.png", "anatomical_aug7.nii", "anatomical_aug5.json"}
+    assert set(files_of(out)) == expected
+    assert mine.read_bytes() == b"the user's"
+
+
+def test_a_replay_never_overwrites_unless_forced(nifti_pair, tmp_path, caplog):
+    image, seg = nifti_pair
+    assert augment(image, seg, tmp_path / "a") == 0
+    record = tmp_path / "a" / "anatomical_aug0.json"
+    before = files_of(tmp_path / "a")
+    edited = json.loads(record.read_text())
+    edited["transforms"][1:1] = [{"name": "rotate", "degrees": 30.0}]
+    record.write_text(json.dumps(edited))
+    with caplog.at_level(logging.ERROR):
+        assert cli.main(["augment", "--replay", str(record)]) == 2  # beside the record: its own files
+    assert "anatomical_aug0.nii: exists; replay never overwrites" in caplog.text
+    assert files_of(tmp_path / "a") == {**before, "anatomical_aug0.json": record.read_bytes()}
+    assert cli.main(["augment", "--replay", str(record), "--force"]) == 0
+    assert files_of(tmp_path / "a")["anatomical_aug0.nii"] != before["anatomical_aug0.nii"]
+
+
+@pytest.mark.parametrize("name", ["../escaped.nii", "/tmp/absolute.nii", "sub/dir.nii", "..", ""])
+def test_a_replay_writes_only_plain_names_inside_its_folder(nifti_pair, tmp_path, caplog, name):
+    image, seg = nifti_pair
+    assert augment(image, seg, tmp_path / "a") == 0
+    record = json.loads((tmp_path / "a" / "anatomical_aug0.json").read_text())
+    record["outputs"]["image"] = name
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(record))
+    with caplog.at_level(logging.ERROR):
+        assert cli.main(["augment", "--replay", str(edited), "--out", str(tmp_path / "replayed")]) == 2
+    assert f"outputs.image {name!r} is not a plain file name" in caplog.text
+    assert not (tmp_path / "replayed").exists() and not (tmp_path / "escaped.nii").exists()
+
+
+@pytest.mark.parametrize("broken", [{"inputs": None}, {"transforms": "rotate"}, {"copy": "one"}])
+def test_a_malformed_record_is_one_clean_error(nifti_pair, tmp_path, caplog, broken):
+    image, seg = nifti_pair
+    assert augment(image, seg, tmp_path / "a") == 0
+    record = json.loads((tmp_path / "a" / "anatomical_aug0.json").read_text())
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps({**record, **broken}))
+    with caplog.at_level(logging.ERROR):
+        assert cli.main(["augment", "--replay", str(edited), "--out", str(tmp_path / "replayed")]) == 2
+    assert f"{edited}: " in caplog.text and "Traceback" not in caplog.text
+
+
+def test_a_job_that_cannot_fit_in_memory_is_refused_before_it_starts(nifti_pair, tmp_path, caplog, monkeypatch):
+    from mlnb.augment import memory
+
+    image, seg = nifti_pair
+    monkeypatch.setattr(memory, "available_bytes", lambda: 2 << 30)
+    with caplog.at_level(logging.ERROR):
+        assert augment(image, seg, tmp_path / "out", "--dims", "4096", "4096", "512") == 2
+    assert re.search(rf"{re.escape(str(image))}: augmenting 33x41x25 to 4096x4096x512 \(fused\) needs about "
+                     r"1\d\d\.\d GiB, but only 2\.0 GiB is available", caplog.text)
+    assert not (tmp_path / "out").exists()

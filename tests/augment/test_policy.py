@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
+from augment_helpers import policy as make_policy
 
 from mlnb.augment import CropToSegmentation, Flip, Intensity, Normalise, Resample, Rotate, Scale, SliceShift, Translate
 from mlnb.augment.policy import BLOG_TRANSFORMS, RandomFlip, RandomPolicy, copy_generator
+from mlnb.augment.settings import AugmentSettings
 from mlnb.errors import ConfigError
 
 ORDER = [Rotate, Scale, Intensity, Flip, Translate, SliceShift]
@@ -17,7 +21,7 @@ def draws(policy, kind="volume", depth=8, copies=200):
 
 
 def test_same_keys_same_chain_and_other_keys_other_chains():
-    policy = RandomPolicy(dims=(32, 32, 8))
+    policy = make_policy(dims=(32, 32, 8))
     first = policy.draw(copy_generator(7, "la_003", 0), "volume", 8)
     assert policy.draw(copy_generator(7, "la_003", 0), "volume", 8) == first
     others = [policy.draw(copy_generator(*keys), "volume", 8) for keys in ((8, "la_003", 0), (7, "la_004", 0),
@@ -26,7 +30,7 @@ def test_same_keys_same_chain_and_other_keys_other_chains():
 
 
 def test_chains_follow_the_blogs_policy():
-    chains = draws(RandomPolicy(dims=(32, 32, 8)))
+    chains = draws(make_policy(dims=(32, 32, 8)))
     counts = set()
     for chain in chains:
         assert isinstance(chain[0], Normalise)
@@ -53,7 +57,7 @@ def test_chains_follow_the_blogs_policy():
 
 
 def test_rgb_is_not_normalised_and_slice_shift_is_for_volumes_only():
-    policy = RandomPolicy(transforms=("rotate", "slice_shift"), min_transforms=2, max_transforms=2)
+    policy = make_policy(transforms=("rotate", "slice_shift"), min_transforms=2, max_transforms=2)
     for chain in draws(policy, kind="rgb", depth=3, copies=20):
         assert not any(isinstance(t, Normalise | SliceShift) for t in chain)
         assert isinstance(chain[0], Rotate)
@@ -63,7 +67,7 @@ def test_rgb_is_not_normalised_and_slice_shift_is_for_volumes_only():
         assert sum(1 for offset in shift.offsets if offset != (0, 0)) <= 4
         assert all(abs(v) <= 3 for offset in shift.offsets for v in offset)
     with pytest.raises(ConfigError, match="none applies to a grey image"):
-        RandomPolicy(transforms=("slice_shift",)).draw(np.random.default_rng(0), "grey", 1)
+        make_policy(transforms=("slice_shift",)).draw(np.random.default_rng(0), "grey", 1)
 
 
 def test_flip_probabilities():
@@ -77,18 +81,31 @@ def test_flip_probabilities():
     ("settings", "message"),
     [
         ({"min_transforms": 3, "max_transforms": 2}, "expected 1 <= min <= max"),
-        ({"transforms": ("rotate", "shear")}, "expected distinct names"),
         ({"transforms": ("rotate", "rotate")}, "expected distinct names"),
         ({"scale_range": (1.1, 0.9)}, r"scale_range \[1.1, 0.9\]"),
-        ({"intensity_range": (0.0, 1.2)}, "low > 0"),
-        ({"rotation_degrees": -1}, "must be >= 0"),
-        ({"slice_shift_fraction": 1.5}, "slice_shift_fraction in"),
     ],
 )
-def test_bad_settings_are_config_errors(settings, message):
+def test_bad_combinations_are_config_errors(settings, message):
+    """What the schema cannot say (one key against another) the policy checks."""
+    defaults = AugmentSettings.from_mapping({}).policy()
     with pytest.raises(ConfigError, match=message):
-        RandomPolicy(**settings)
+        RandomPolicy(**{**dataclasses.asdict(defaults), **settings})
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"transforms": ["rotate", "shear"]}, r"augment\.transforms\[1\]: 'shear' is not one of"),
+        ({"intensity_range": [0.0, 1.2]}, r"augment\.intensity_range\[0\]: 0\.0 is less than or equal to"),
+        ({"rotation_degrees": -1}, r"augment\.rotation_degrees: -1 is less than the minimum of 0"),
+        ({"slice_shift_fraction": 1.5}, r"augment\.slice_shift_fraction: 1\.5 is greater than the maximum"),
+        ({"previews": "some"}, r"augment\.previews: 'some' is not one of"),
+    ],
+)
+def test_bad_settings_name_the_key(settings, message):
+    with pytest.raises(ConfigError, match=message):
+        AugmentSettings.from_mapping(settings)
 
 
 def test_the_blog_transforms_are_the_default():
-    assert RandomPolicy().transforms == BLOG_TRANSFORMS
+    assert make_policy().transforms == BLOG_TRANSFORMS

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from augment_helpers import make_pair
+from augment_helpers import policy as make_policy
 
 from mlnb.augment import (
     CropToSegmentation,
@@ -19,7 +20,6 @@ from mlnb.augment import (
     Translate,
     augment,
 )
-from mlnb.augment.policy import RandomPolicy
 from mlnb.augment.torch_batch import augment_batch, default_device, random_chains
 from mlnb.errors import ConfigError
 
@@ -75,7 +75,7 @@ def test_identity_and_rgb_batches():
 
 
 def test_random_chains_are_reproducible_and_batches_run():
-    policy = RandomPolicy(transforms=("rotate", "scale", "intensity", "flip", "translate", "slice_shift"))
+    policy = make_policy(transforms=("rotate", "scale", "intensity", "flip", "translate", "slice_shift"))
     chains = random_chains(policy, 3, ["a", "b", "c"], copy=0, kind="volume", depth=5)
     assert chains == random_chains(policy, 3, ["a", "b", "c"], copy=0, kind="volume", depth=5)
     assert chains != random_chains(policy, 3, ["a", "b", "c"], copy=1, kind="volume", depth=5)

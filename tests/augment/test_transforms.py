@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mlnb.augment import affine
 from mlnb.augment import (
     CropToSegmentation,
     Flip,
@@ -23,7 +24,7 @@ from mlnb.augment import (
 )
 from mlnb.errors import DataError, MlnbError
 
-from augment_helpers import THRESHOLD, make_pair
+from augment_helpers import THRESHOLD, make_pair, warped_wave, wave_pair
 
 MODES = ("fused", "sequential")
 
@@ -120,11 +121,13 @@ spatial_chains = st.lists(
 @settings(max_examples=25, deadline=None)
 @given(chain=spatial_chains, kind=st.sampled_from(["grey", "rgb", "volume"]))
 def test_image_and_segmentation_stay_aligned(chain, kind):
-    """A segmentation made by thresholding the image still matches the augmented image."""
+    """A segmentation made by thresholding the image still matches the augmented image where both
+    come from the input (gaps at the border repeat the image's edge but are background in labels)."""
     pair = make_pair(kind, shape=(48, 48) + {"grey": (), "rgb": (3,), "volume": (3,)}[kind])
     out = augment(pair, chain)
+    inside = augment(Pair(pair.image, np.ones_like(pair.seg), kind), chain).seg == 1
     grey = out.image.mean(axis=2) if kind == "rgb" else out.image
-    predicted, moved = grey > THRESHOLD, out.seg > 0
+    predicted, moved = (grey > THRESHOLD) & inside, out.seg > 0
     dice = 2 * np.sum(predicted & moved) / (predicted.sum() + moved.sum())
     assert dice > 0.9
 
@@ -137,7 +140,7 @@ def test_labels_of_the_output_are_a_subset_of_the_input(chain, mode, dtype):
     seg = (pair.seg.astype(np.int64) * 7 - 3).astype(dtype)  # labels -3, 4, 11: no background 0
     out = augment(Pair(pair.image, seg, "volume"), [*chain, CropToSegmentation(), Resample((20, 20, 4))], mode)
     assert out.seg.dtype == seg.dtype
-    assert set(np.unique(out.seg)) <= set(np.unique(seg))
+    assert set(np.unique(out.seg)) <= set(np.unique(seg)) | {0}  # 0: background padding at the border
 
 
 @settings(max_examples=10, deadline=None)
@@ -175,12 +178,35 @@ def test_every_spline_order_keeps_identities_and_whole_pixel_shifts(order):
     np.testing.assert_allclose(shifted[2:, 3:], pair.image[:-2, :-3], atol=1e-5)
 
 
-def test_fused_is_sharper_than_the_chain_after_rotating_there_and_back():
-    pair = make_pair("grey", shape=(64, 64))
-    there_and_back = [Rotate(8.0), Rotate(-8.0)]
-    inner = (slice(12, -12), slice(12, -12))
-    errors = {mode: np.abs(augment(pair, there_and_back, mode).image - pair.image)[inner].max() for mode in MODES}
-    assert errors["fused"] < 1e-5 < errors["sequential"]
+@pytest.mark.parametrize(("order", "fused_bound"), [(1, 0.05), (3, 0.025), (5, 1e-4)])
+def test_one_resampling_is_closer_to_the_exact_warp_than_the_chain(order, fused_bound):
+    """A non-identity chain against the exact answer: the blog's chain resamples three times, fused once.
+
+    With the same interpolator in both (order 1: linear; order 5: scipy's spline, the fused
+    engine's fallback) one resampling is the more accurate. At order 3 they differ: OpenCV's cubic
+    convolution (fused) is less accurate on smooth content than scipy's cubic B-spline, even
+    applied three times (measured: max error 0.020 against 0.0014), so only its bound is checked.
+    """
+    pair = wave_pair((96, 96))
+    chain = [Rotate(7.0), Translate(0.5, -0.5), Rotate(-12.0)]
+    forward = affine.rotation(-12.0, pair.plane) @ affine.translation(0.5, -0.5) @ affine.rotation(7.0, pair.plane)
+    truth = warped_wave(forward, pair.plane)
+    inner = (slice(16, -16), slice(16, -16))  # away from the border, where both repeat the edge
+    errors = {mode: np.abs(augment(pair, chain, mode, order).image - truth)[inner].max() for mode in MODES}
+    assert errors["fused"] < fused_bound  # images span [0, 1]
+    if order != 3:
+        assert errors["fused"] < 0.5 * errors["sequential"], errors
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_segmentations_are_padded_with_background_images_with_their_edge(pair, mode):
+    shifted = augment(pair, [Translate(3, -2)], mode)
+    assert (shifted.seg[:3] == 0).all() and (shifted.seg[:, -2:] == 0).all()
+    np.testing.assert_array_equal(shifted.seg[3:, :-2], pair.seg[:-3, 2:])
+    np.testing.assert_allclose(shifted.image[:3], np.broadcast_to(shifted.image[3:4], shifted.image[:3].shape),
+                               atol=1e-5)
+    zoomed_out = augment(Pair(pair.image, np.ones_like(pair.seg), pair.kind), [Scale(0.8)], mode)
+    assert zoomed_out.seg[0, 0].max() == 0 and zoomed_out.seg[pair.plane[0] // 2, pair.plane[1] // 2].min() == 1
 
 
 def test_slice_shift_moves_each_slice_by_its_offset():

@@ -15,7 +15,8 @@ from mlnb.data.celeba_format import FILES, FRAME_SIZE, IMAGES_FOLDER, LANDMARK_C
 from mlnb.demo.photos import FacePhoto, encode_image, face_photos, write_zip
 from mlnb.demo.placement import jittered_frame
 from mlnb.faces import align
-from mlnb.faces.pipeline import Aligner, AlignOptions
+from mlnb.faces.pipeline import Aligner
+from mlnb.faces.settings import FacesSettings
 from mlnb.rng import generator
 
 SEED = 20170601
@@ -25,8 +26,8 @@ LFW_COUNT = 30
 
 @pytest.fixture(scope="session")
 def aligner() -> Aligner:
-    """Default options (64 px, inner eyes + bottom lip, upsample 0 then 1); models load once."""
-    return Aligner(AlignOptions())
+    """The schema's settings (64 px, inner eyes + bottom lip) searching up to upsample 1; models load once."""
+    return Aligner(FacesSettings.from_mapping({"upsample": 1}))
 
 
 @pytest.fixture(scope="session")

@@ -94,9 +94,9 @@ def test_directories_and_files_are_inputs(replica_faces, bad_images, tmp_path):
 
 @pytest.mark.parametrize(("extra", "message"), [
     (["--shard", "3", "--shards", "3"], "shard 3 of 3"),
-    (["--upsample", "9"], "upsample must be between 0 and 3"),
-    (["--size", "8"], "face size must be between 16 and 1024"),
-    (["--workers", "0"], "workers must be at least 1"),
+    (["--upsample", "9"], "command line: faces.upsample: 9 is greater than the maximum of 3"),
+    (["--size", "8"], "command line: faces.size: 8 is less than the minimum of 16"),
+    (["--workers", "0"], "command line: faces.threads: 0 is less than the minimum of 1"),
 ])
 def test_bad_arguments_fail_with_one_clear_line(celeba_replica, tmp_path, caplog, extra, message):
     archive, index = celeba_replica.archive, celeba_replica.index

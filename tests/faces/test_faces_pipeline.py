@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 
 from mlnb.faces import align
-from mlnb.faces.pipeline import ALIGNED, CELEBA_LANDMARKS, DLIB, NO_FACE, Aligner, AlignOptions
+from mlnb.faces.pipeline import ALIGNED, CELEBA_LANDMARKS, DLIB, NO_FACE, Aligner
+from mlnb.faces.settings import FacesSettings
 
 #: re-detection on an aligned crop: pad it (edges replicated) and upscale it, as
 #: dlib's detector needs a margin around the face and faces of 80 px or more
@@ -31,8 +36,8 @@ def redetect(aligner: Aligner, crop: np.ndarray) -> np.ndarray | None:
 
 @pytest.mark.parametrize("landmark_set", sorted(align.LANDMARK_SETS))
 def test_redetected_landmarks_of_aligned_faces_sit_on_the_template(replica_faces, aligner, landmark_set):
-    options = AlignOptions(landmarks=landmark_set)
-    this_aligner = aligner if options == aligner.options else Aligner(options)
+    options = FacesSettings.from_mapping({**aligner.settings.as_dict(), "landmarks": landmark_set})
+    this_aligner = aligner if options == aligner.settings else Aligner(options)
     indices = list(align.LANDMARK_SETS[landmark_set])
     target = align.template_points(tuple(indices), options.size)
     errors = []
@@ -98,22 +103,46 @@ def test_celeba_fallback_crops_nearly_what_dlib_crops(replica_faces, aligner):
     assert np.mean(distances) < 3.0
 
 
-def test_a_dead_worker_fails_the_job_clearly():
-    from concurrent.futures.process import BrokenProcessPool
+def reader_of(path: Path) -> int | None:
+    """The pid of another process holding ``path`` open (from /proc), or None."""
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        with contextlib.suppress(OSError):
+            if os.readlink(fd) == str(path) and int(fd.parts[2]) != os.getpid():
+                return int(fd.parts[2])
+    return None
+
+
+def test_a_dead_worker_fails_the_job_clearly(tmp_path):
+    """A worker process killed half-way (as the kernel's OOM killer would) fails the job with one line."""
+    import signal
+    import threading
+    import time
 
     from mlnb.errors import MlnbError
-    from mlnb.faces.pipeline import _until_a_worker_dies
+    from mlnb.faces.pipeline import aligned_results
+    from mlnb.faces.sources import Item
 
-    def results():
-        yield "first"
-        raise BrokenProcessPool("a child process terminated abruptly")
+    fifo = tmp_path / "never_ends.jpg"
+    os.mkfifo(fifo)
+    killed = []
 
-    passed = []
-    with pytest.raises(MlnbError, match="worker process died"):
-        for result in _until_a_worker_dies(results()):
-            passed.append(result)
-    assert passed == ["first"]
+    def kill_the_reader():
+        with open(fifo, "wb"):  # opens once a worker reads; the worker then waits for data forever
+            deadline = time.monotonic() + 60
+            while not killed and time.monotonic() < deadline:
+                pid = reader_of(fifo)
+                if pid is not None:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                time.sleep(0.05)
 
+    killer = threading.Thread(target=kill_the_reader, daemon=True)
+    killer.start()
+    with pytest.raises(MlnbError, match="a face-alignment worker process died"):
+        with aligned_results([Item(str(fifo))], FacesSettings.from_mapping({}), workers=2) as results:
+            list(results)
+    killer.join(5)
+    assert killed
 
 
 def test_missing_model_fails_before_workers_start(monkeypatch):
@@ -125,5 +154,5 @@ def test_missing_model_fails_before_workers_start(monkeypatch):
 
     monkeypatch.setattr(pipeline, "model_path", missing)
     with pytest.raises(DataError, match="not found"):
-        with pipeline.aligned_results([], pipeline.AlignOptions(upsample=0), workers=2):
+        with pipeline.aligned_results([], FacesSettings.from_mapping({}), workers=2):
             pass

@@ -12,23 +12,6 @@ wildcard_constraints:
 
 # Every copy of one case: {case} stays a wildcard, {copy} runs over the copies.
 AUGMENT_COPY = f"{AUGMENT_DIR}/{{{{case}}}}/{{{{case}}}}_aug{{copy}}"
-_augment = config["augment"]
-# The random policy and engine, from config, as `mlnb augment` options.
-AUGMENT_OPTIONS = " ".join(
-    [
-        f"--copies {_augment['copies']} --seed {config['seed']}",
-        f"--dims {' '.join(map(str, _augment['dims']))}",
-        f"--mode {_augment['mode']} --order {_augment['order']}",
-        f"--transforms {' '.join(_augment['transforms'])}",
-        f"--min-transforms {_augment['min_transforms']} --max-transforms {_augment['max_transforms']}",
-        f"--rotation-degrees {_augment['rotation_degrees']}",
-        f"--scale-range {' '.join(map(str, _augment['scale_range']))}",
-        f"--intensity-range {' '.join(map(str, _augment['intensity_range']))}",
-        f"--translation-pixels {_augment['translation_pixels']} --crop-margin {_augment['crop_margin']}",
-        f"--slice-shift-pixels {_augment['slice_shift_pixels']}",
-        f"--slice-shift-fraction {_augment['slice_shift_fraction']}",
-    ]
-)
 
 
 rule augment_case:
@@ -38,24 +21,25 @@ rule augment_case:
         images=expand(f"{AUGMENT_COPY}.nii.gz", copy=AUGMENT_COPIES),
         segs=expand(f"{AUGMENT_COPY}_seg.nii.gz", copy=AUGMENT_COPIES),
         records=expand(f"{AUGMENT_COPY}.json", copy=AUGMENT_COPIES),
-        previews=expand(f"{AUGMENT_COPY}_preview.png", copy=AUGMENT_COPIES),
+        previews=expand(f"{AUGMENT_COPY}_preview.png", copy=AUGMENT_PREVIEW_COPIES),
     log:
         "results/logs/augment/heart/{case}.log",
     benchmark:
         "results/benchmarks/augment/heart/{case}.tsv"
     threads: config["augment"]["threads"]
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=augment_mem_mb,
+        runtime=10,
     conda:
         "../../envs/mlnb.yaml"
     params:
         out=lambda wildcards: f"{AUGMENT_DIR}/{wildcards.case}",
-        options=AUGMENT_OPTIONS,
+        settings=settings_json("augment"),
+        seed=config["seed"],
         input_md5=heart_case_md5,
     shell:
         "mlnb augment {input.image} --seg {input.seg} --out {params.out} --item {wildcards.case} "
-        "{params.options} --threads {threads} > {log} 2>&1"
+        "--seed {params.seed} --settings {params.settings:q} --threads {threads} > {log} 2>&1"
 
 
 rule gather_augment:

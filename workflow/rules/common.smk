@@ -131,6 +131,15 @@ def raw(dataset, key):
 # Augmented copies of the heart set (augment.smk); augment_records lists them per case.
 AUGMENT_DIR = "results/augmented/heart"
 AUGMENT_COPIES = range(config["augment"]["copies"])
+# The copies that get a preview PNG (augment.previews: all, first or none).
+AUGMENT_PREVIEW_COPIES = {"all": AUGMENT_COPIES, "first": AUGMENT_COPIES[:1], "none": []}[config["augment"]["previews"]]
+
+
+def augment_mem_mb(wildcards, input):
+    """An augment_case job's memory request: the command's own estimate from the files' headers and the settings."""
+    from mlnb.augment.memory import estimate_mb
+
+    return estimate_mb(input.image, input.seg, config["augment"]["dims"], config["augment"]["mode"])
 
 
 def heart_cases():

@@ -33,14 +33,10 @@ rule align_faces:
         "../../envs/mlnb.yaml"
     params:
         out=lambda wildcards, output: Path(output.faces).parent,
-        shards=config["faces"]["shards"],
-        size=config["faces"]["size"],
-        landmarks=config["faces"]["landmarks"],
-        upsample=config["faces"]["upsample"],
+        settings=settings_json("faces", "size", "landmarks", "upsample", "min_side", "shards"),
     shell:
-        "mlnb align {input.images} --index {input.index} --shard {wildcards.shard} --shards {params.shards} "
-        "--size {params.size} --landmarks {params.landmarks} --upsample {params.upsample} "
-        "--workers {threads} --out {params.out} > {log} 2>&1"
+        "mlnb align {input.images} --index {input.index} --shard {wildcards.shard} "
+        "--settings {params.settings:q} --threads {threads} --out {params.out} > {log} 2>&1"
 
 
 rule gather_faces:
@@ -67,11 +63,11 @@ rule gather_faces:
     params:
         shards=lambda wildcards, input: [str(Path(faces).parent) for faces in input.faces],
         out=lambda wildcards, output: Path(output.faces).parent,
-        preview=config["faces"]["preview"],
+        settings=settings_json("faces", "preview"),
         tracking=tracking_args("faces-celeba", faces=settings_json("faces")),
     shell:
         job_shell(
-            "mlnb gather-faces {params.shards} --out {params.out} --preview {params.preview} "
+            "mlnb gather-faces {params.shards} --out {params.out} --settings {params.settings:q} "
             "{params.tracking} --input-file celeba_zip={input.images} --input-file celeba_index={input.index} "
             "> {log} 2>&1"
         )

@@ -4,7 +4,8 @@ Every blog transform acts in-plane, so the whole chain is one 2-D affine map per
 slice (the same for all slices unless ``SliceShift`` is in it), applied with
 ``cv2.warpAffine`` slice by slice: images with the chosen order (0 nearest,
 1 linear, 3 cubic; other spline orders fall back to ``scipy.ndimage``),
-segmentations with nearest neighbour. Crop-to-segmentation and in-plane
+segmentations with nearest neighbour (the image's edge repeats into gaps at
+the border, the segmentation's background fills them). Crop-to-segmentation and in-plane
 resampling are part of that one map. Changing the number of slices is a
 separate 1-D interpolation along the slice axis afterwards (the same spline
 zoom as scipy's, applied as a small weight matrix); the two steps are
@@ -105,7 +106,7 @@ def warp_stack(stack: np.ndarray, pulls: np.ndarray, plane, order: int) -> np.nd
 
 
 def warp_labels(codes: np.ndarray, pulls: np.ndarray, plane) -> np.ndarray:
-    """Nearest-neighbour resampling of (H, W, depth) label codes, edges repeated.
+    """Nearest-neighbour resampling of (H, W, depth) label codes; outside the input is background (0).
 
     With one map for all slices OpenCV takes up to 512 slices per call, as channels.
     """
@@ -121,7 +122,7 @@ def warp_labels(codes: np.ndarray, pulls: np.ndarray, plane) -> np.ndarray:
         matrices = [(slice(index, index + 1), pull) for index, pull in enumerate(pulls)]
     for planes, pull in matrices:
         warped = cv2.warpAffine(np.ascontiguousarray(codes[:, :, planes]), affine.to_opencv(pull), size,
-                                flags=flags, borderMode=cv2.BORDER_REPLICATE)
+                                flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         out[:, :, planes] = warped.reshape(*plane, -1)
     return out
 

@@ -8,12 +8,14 @@ from pathlib import Path
 import numpy as np
 
 from mlnb import tracking
+from mlnb.augment.policy import RANDOM_TRANSFORMS
 from mlnb.augment.record import read_record
 from mlnb.augment.transforms import Transform
 from mlnb.errors import DataError
 from mlnb.io import atomic_path
 
-COLUMNS = ("item", "copy", "image", "seg", "preview", "record", "mode", "order", "transforms", "notes")
+COLUMNS = ("item", "copy", "image", "seg", "preview", "record", "mode", "order", "transforms", "random_transforms",
+           "notes")
 
 
 def manifest_row(record_path: Path) -> dict[str, str]:
@@ -29,11 +31,13 @@ def manifest_row(record_path: Path) -> dict[str, str]:
         "copy": str(record["copy"]),
         "image": str(files["image"]),
         "seg": "" if files["seg"] is None else str(files["seg"]),
-        "preview": str(files["preview"]),
+        "preview": "" if files["preview"] is None else str(files["preview"]),
         "record": str(record_path),
         "mode": record["mode"],
         "order": str(record["order"]),
         "transforms": "; ".join(Transform.from_json(entry).summary() for entry in record["transforms"]),
+        # drawn by the random policy (normalise, crop and resample are in every chain)
+        "random_transforms": str(sum(entry["name"] in RANDOM_TRANSFORMS for entry in record["transforms"])),
         "notes": "; ".join(record.get("notes", [])),
     }
 
@@ -64,10 +68,10 @@ def run(args) -> int:
         tracker.log_metrics({
             "items": len(items),
             "copies": len(rows),
-            "transforms_per_copy": float(np.mean([len(row["transforms"].split("; ")) for row in rows])),
+            "transforms_per_copy": float(np.mean([int(row["random_transforms"]) for row in rows])),
             "copies_with_notes": sum(1 for row in rows if row["notes"]),
         })
-        for row in [row for row in rows if row["copy"] == "0"][: args.max_previews]:
+        for row in [row for row in rows if row["copy"] == "0" and row["preview"]][: args.max_previews]:
             with Image.open(row["preview"]) as preview:
                 tracker.log_image(np.asarray(preview.convert("RGB")), f"previews/{row['item']}.png")
         tracker.log_artifact(args.manifest)

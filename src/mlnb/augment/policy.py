@@ -29,6 +29,8 @@ from mlnb.rng import generator
 
 #: the blog's five, in the order its script applies them
 BLOG_TRANSFORMS = ("rotate", "scale", "intensity", "flip", "translate")
+#: every transform the policy can draw (the rest of a chain, normalise/crop/resample, is fixed)
+RANDOM_TRANSFORMS = (*BLOG_TRANSFORMS, "slice_shift")
 STAGE = "augment"
 
 
@@ -45,7 +47,7 @@ def _check_range(name: str, values, positive: bool = False) -> tuple[float, floa
 
 @dataclasses.dataclass(frozen=True)
 class RandomRotate:
-    degrees: float = 10.0
+    degrees: float
 
     def draw(self, rng: np.random.Generator, depth: int) -> Rotate:
         return Rotate(_uniform(rng, -self.degrees, self.degrees))
@@ -53,7 +55,7 @@ class RandomRotate:
 
 @dataclasses.dataclass(frozen=True)
 class RandomScale:
-    factors: tuple[float, float] = (0.9, 1.1)
+    factors: tuple[float, float]
 
     def draw(self, rng, depth) -> Scale:
         return Scale(_uniform(rng, *self.factors))
@@ -61,7 +63,7 @@ class RandomScale:
 
 @dataclasses.dataclass(frozen=True)
 class RandomIntensity:
-    factors: tuple[float, float] = (0.8, 1.2)
+    factors: tuple[float, float]
 
     def draw(self, rng, depth) -> Intensity:
         return Intensity(_uniform(rng, *self.factors))
@@ -83,7 +85,7 @@ class RandomFlip:
 class RandomTranslate:
     """Whole-pixel shifts in [-pixels, pixels] (the blog's ``randint(-5, 5)`` meant ±5)."""
 
-    pixels: int = 5
+    pixels: int
 
     def draw(self, rng, depth) -> Translate:
         rows, cols = (int(v) for v in rng.integers(-self.pixels, self.pixels + 1, size=2))
@@ -94,8 +96,8 @@ class RandomTranslate:
 class RandomSliceShift:
     """Shift a ``fraction`` of the slices by whole pixels in [-pixels, pixels] (motion)."""
 
-    pixels: int = 3
-    fraction: float = 0.5
+    pixels: int
+    fraction: float
 
     def draw(self, rng, depth) -> SliceShift:
         moved = rng.choice(depth, size=int(round(depth * self.fraction)), replace=False)
@@ -111,20 +113,22 @@ class RandomPolicy:
     Chosen transforms run in the blog's fixed order (rotate, scale, intensity,
     flip, translate; slice shift last when enabled). Grey images and volumes are
     normalised to [0, 1] first (RGB is not, as in the blog), then cropped to a
-    square around the segmentation and resampled to ``dims`` (if given).
+    square around the segmentation and resampled to ``dims`` (if given). Build
+    it from the stage's settings (``AugmentSettings.policy()``): the schema holds
+    the defaults (the blog's values).
     """
 
-    dims: tuple[int, ...] | None = None
-    transforms: tuple[str, ...] = BLOG_TRANSFORMS
-    min_transforms: int = 1
-    max_transforms: int = 5
-    rotation_degrees: float = 10.0
-    scale_range: tuple[float, float] = (0.9, 1.1)
-    intensity_range: tuple[float, float] = (0.8, 1.2)
-    translation_pixels: int = 5
-    crop_margin: int = 5
-    slice_shift_pixels: int = 3
-    slice_shift_fraction: float = 0.5
+    dims: tuple[int, ...] | None
+    transforms: tuple[str, ...]
+    min_transforms: int
+    max_transforms: int
+    rotation_degrees: float
+    scale_range: tuple[float, float]
+    intensity_range: tuple[float, float]
+    translation_pixels: int
+    crop_margin: int
+    slice_shift_pixels: int
+    slice_shift_fraction: float
 
     def __post_init__(self):
         unknown = set(self.transforms) - set(self.candidates())

@@ -4,8 +4,8 @@ Each item's chain is composed exactly as in the fused path (:mod:`mlnb.augment.f
 into pull matrices, turned into ``affine_grid`` thetas and applied with one
 ``grid_sample`` per batch, on whatever device the tensors are on (the GPU when
 there is one). Images use bicubic (order 3), bilinear (1) or nearest (0)
-sampling — the same cubic kernel as OpenCV's — segmentations nearest; edges
-repeat (``padding_mode='border'``). Layout is channels first: ``(N, depth, H, W)``
+sampling — the same cubic kernel as OpenCV's — segmentations nearest; image
+edges repeat (``padding_mode='border'``), segmentations are padded with 0. Layout is channels first: ``(N, depth, H, W)``
 with depth = 1 (grey), 3 (RGB) or the slices of a volume; segmentations are
 ``(N, 1, H, W)`` for 2-D images and ``(N, depth, H, W)`` for volumes.
 
@@ -66,11 +66,12 @@ def _thetas(plans, plane_in, plane_out, per_slice: bool, depth: int) -> torch.Te
     return torch.from_numpy(np.stack(thetas)).float()
 
 
-def _sample(batch: torch.Tensor, thetas: torch.Tensor, plane_out, mode: str, per_slice: bool) -> torch.Tensor:
+def _sample(batch: torch.Tensor, thetas: torch.Tensor, plane_out, mode: str, per_slice: bool,
+            padding: str) -> torch.Tensor:
     count, depth = batch.shape[:2]
     source = batch.reshape(count * depth, 1, *batch.shape[2:]) if per_slice else batch
     grid = F.affine_grid(thetas.to(batch.device), [len(source), source.shape[1], *plane_out], align_corners=True)
-    sampled = F.grid_sample(source, grid, mode=mode, padding_mode="border", align_corners=True)
+    sampled = F.grid_sample(source, grid, mode=mode, padding_mode=padding, align_corners=True)
     return sampled.reshape(count, depth, *plane_out)
 
 
@@ -105,7 +106,8 @@ def augment_batch(images: torch.Tensor, segs: torch.Tensor | None, chains: Seque
     high = images.amax(dim=(1, 2, 3)).tolist()
     value_maps = torch.tensor([plan.value_map(lo, hi) for plan, lo, hi in zip(plans, low, high, strict=True)],
                               device=images.device, dtype=images.dtype)
-    out = _resample_slices(_sample(images, thetas, plane_out, GRID_SAMPLE_MODES[order], per_slice), slices, order)
+    out = _resample_slices(_sample(images, thetas, plane_out, GRID_SAMPLE_MODES[order], per_slice, "border"),
+                           slices, order)
     # As in the fused engine: no cubic overshoot beyond each item's input range.
     as_column = {"device": images.device, "dtype": images.dtype}
     out = torch.clamp(out, torch.tensor(low, **as_column)[:, None, None, None],
@@ -114,7 +116,7 @@ def augment_batch(images: torch.Tensor, segs: torch.Tensor | None, chains: Seque
 
     if segs is None:
         return out, None
-    labels = _sample(segs.float(), thetas, plane_out, "nearest", per_slice)  # per-slice maps: volumes only
+    labels = _sample(segs.float(), thetas, plane_out, "nearest", per_slice, "zeros")  # per-slice: volumes only
     if slices != depth:  # only volumes change their slice count
         labels = labels[:, torch.from_numpy(nearest_slices(depth, slices)).to(labels.device)]
     return out, labels.to(segs.dtype)

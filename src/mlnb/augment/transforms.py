@@ -10,9 +10,10 @@ Every transform can be applied two ways:
   sequential reference that interpolates again at every step.
 
 Images are resampled with the chosen spline order, segmentations (as label
-codes, see :class:`~mlnb.augment.pair.LabelCodes`) with nearest neighbour, and
-gaps at the border are filled by repeating the edge (the blog's
-``mode='nearest'``). Value transforms never touch the segmentation.
+codes, see :class:`~mlnb.augment.pair.LabelCodes`) with nearest neighbour. Gaps
+at the border repeat the edge in images (the blog's ``mode='nearest'``) and are
+background (label 0) in segmentations: repeating a label at the edge would smear
+it over the gap. Value transforms never touch the segmentation.
 """
 
 from __future__ import annotations
@@ -89,6 +90,11 @@ def _each(codes: Codes, function) -> Codes:
     return None if codes is None else function(codes)
 
 
+#: scipy.ndimage border modes: images repeat their edge, segmentations are padded with background
+IMAGE_BORDER = {"mode": "nearest"}
+LABEL_BORDER = {"mode": "grid-constant", "cval": 0}
+
+
 # --------------------------------------------------------------------------- spatial
 
 
@@ -104,10 +110,10 @@ class Translate(Transform):
         plan.then(affine.translation(self.rows, self.cols))
 
     def reference(self, image, codes, order, trace):
-        def shift(array, spline_order):
-            return ndimage.shift(array, (self.rows, self.cols, 0), order=spline_order, mode="nearest")
+        def shift(array, spline_order, border):
+            return ndimage.shift(array, (self.rows, self.cols, 0), order=spline_order, **border)
 
-        return shift(image, order), _each(codes, lambda c: shift(c, 0))
+        return shift(image, order, IMAGE_BORDER), _each(codes, lambda c: shift(c, 0, LABEL_BORDER))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,11 +127,10 @@ class Rotate(Transform):
         plan.then(affine.rotation(self.degrees, plan.plane))
 
     def reference(self, image, codes, order, trace):
-        def rotate(array, spline_order):
-            return ndimage.rotate(array, self.degrees, axes=(1, 0), reshape=False, order=spline_order,
-                                  mode="nearest")
+        def rotate(array, spline_order, border):
+            return ndimage.rotate(array, self.degrees, axes=(1, 0), reshape=False, order=spline_order, **border)
 
-        return rotate(image, order), _each(codes, lambda c: rotate(c, 0))
+        return rotate(image, order, IMAGE_BORDER), _each(codes, lambda c: rotate(c, 0, LABEL_BORDER))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,14 +148,14 @@ class Scale(Transform):
         plan.then(affine.scaling(self.factor, plan.plane))
 
     def reference(self, image, codes, order, trace):
-        return self._scale(image, order), _each(codes, lambda c: self._scale(c, 0))
+        return self._scale(image, order, IMAGE_BORDER), _each(codes, lambda c: self._scale(c, 0, LABEL_BORDER))
 
-    def _scale(self, array: np.ndarray, order: int) -> np.ndarray:
+    def _scale(self, array: np.ndarray, order: int, border: dict) -> np.ndarray:
         """The blog's ``scaleit`` as it was meant: zoom only the part that stays in view, centred.
 
         (The post crops an off-centre region when zooming in, and pads with zeros
-        when zooming out; here the zoom is centred and gaps repeat the edge, like
-        every other transform's ``mode='nearest'``.)
+        when zooming out; here the zoom is centred and gaps are filled like every
+        other transform's: the image's edge repeated, background in segmentations.)
         """
         if self.factor == 1.0:
             return array
@@ -160,15 +165,15 @@ class Scale(Transform):
             start = [(size - keep) // 2 for size, keep in zip(plane, kept, strict=True)]
             array = array[start[0]:start[0] + kept[0], start[1]:start[1] + kept[1]]
         zoomed = ndimage.zoom(array, (self.factor, self.factor, 1.0), order=order, mode="nearest")
-        return _fit_centred(zoomed, plane)
+        return _fit_centred(zoomed, plane, border)
 
 
 def _shift_along(axis: int, pixels: int) -> np.ndarray:
     return affine.translation(*(pixels if a == axis else 0 for a in range(2)))
 
 
-def _fit_centred(array: np.ndarray, plane: tuple[int, int]) -> np.ndarray:
-    """Crop or edge-pad the first two axes, centred, to ``plane``."""
+def _fit_centred(array: np.ndarray, plane: tuple[int, int], border: dict) -> np.ndarray:
+    """Crop or pad (edge repeated, or zeros for ``LABEL_BORDER``) the first two axes, centred, to ``plane``."""
     for axis, size in enumerate(plane):
         extra = array.shape[axis] - size
         if extra > 0:
@@ -176,7 +181,7 @@ def _fit_centred(array: np.ndarray, plane: tuple[int, int]) -> np.ndarray:
         elif extra < 0:
             widths = [(0, 0)] * array.ndim
             widths[axis] = (-extra // 2, -extra - (-extra // 2))
-            array = np.pad(array, widths, mode="edge")
+            array = np.pad(array, widths, mode="edge") if border is IMAGE_BORDER else np.pad(array, widths)
     return array
 
 
@@ -223,9 +228,9 @@ class SliceShift(Transform):
         codes = None if codes is None else codes.copy()
         for index, (rows, cols) in enumerate(self.offsets):
             if rows or cols:
-                image[:, :, index] = ndimage.shift(image[:, :, index], (rows, cols), order=order, mode="nearest")
+                image[:, :, index] = ndimage.shift(image[:, :, index], (rows, cols), order=order, **IMAGE_BORDER)
                 if codes is not None:
-                    codes[:, :, index] = ndimage.shift(codes[:, :, index], (rows, cols), order=0, mode="nearest")
+                    codes[:, :, index] = ndimage.shift(codes[:, :, index], (rows, cols), order=0, **LABEL_BORDER)
         return image, codes
 
 

@@ -21,8 +21,10 @@ from mlnb import tracking
 from mlnb.errors import DataError
 from mlnb.faces.packing import stream_npy
 from mlnb.faces.pipeline import ALIGNED, MANIFEST_COLUMNS, manifest_writer
+from mlnb.faces.settings import FacesSettings
 from mlnb.io import atomic_path
 from mlnb.preview import image_grid
+from mlnb.settings import add_settings_arguments, settings_from_args
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("shards", nargs="+", metavar="SHARD_DIR",
                         help="shard directories (faces.npy + manifest.csv), in order")
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--preview", type=int, default=64, help="faces shown in preview.png")
+    add_settings_arguments(parser, FacesSettings)  # of which gather uses preview
     tracking.add_tracking_arguments(parser)
 
 
@@ -148,9 +150,10 @@ def gather(shards: list[Path], out: Path) -> Summary:
 
 def run(args: argparse.Namespace) -> int:
     shards, out = [Path(s) for s in args.shards], Path(args.out)
-    with tracking.tracked_run(args, "faces", params={"shards": len(shards), "preview": args.preview}) as tracker:
+    preview = settings_from_args(FacesSettings, args).preview
+    with tracking.tracked_run(args, "faces", params={"shards": len(shards), "preview": preview}) as tracker:
         summary = gather(shards, out).as_dict()
-        grid = preview_grid(load_faces(out / "faces.npy"), args.preview)
+        grid = preview_grid(load_faces(out / "faces.npy"), preview)
         with atomic_path(out / "preview.png") as tmp:
             Image.fromarray(grid).save(tmp)
         with atomic_path(out / "summary.json") as tmp:

@@ -44,8 +44,8 @@ def _is_truncated(data: bytes, image_format: str | None) -> bool:
     return False
 
 
-def check_header(data: bytes, min_side: int) -> None:
-    """Refuse grayscale, CMYK, tiny, huge, truncated or unrecognised data."""
+def check_header(data: bytes, min_side: int) -> tuple[int, int]:
+    """(width, height) of the image; refuse grayscale, CMYK, tiny, huge, truncated or unrecognised data."""
     if not data:
         raise BadImage("corrupt", "empty file")
     try:
@@ -65,11 +65,17 @@ def check_header(data: bytes, min_side: int) -> None:
         raise BadImage("too-large", f"{width}x{height} px is over {MAX_PIXELS:,} pixels")
     if _is_truncated(data, image_format):
         raise BadImage("truncated", f"{image_format} data ends before its end marker")
+    return width, height
 
 
 def decode_bgr(data: bytes, min_side: int) -> np.ndarray:
     """The image as HxWx3 uint8 BGR (OpenCV's order), or :class:`BadImage`."""
     check_header(data, min_side)
+    return decode_pixels(data)
+
+
+def decode_pixels(data: bytes) -> np.ndarray:
+    """Decode data that :func:`check_header` accepted as HxWx3 uint8 BGR, or :class:`BadImage`."""
     try:
         image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     except cv2.error as error:

@@ -24,13 +24,15 @@ import numpy as np
 from tqdm import tqdm
 
 from mlnb.errors import ConfigError, MlnbError
+from mlnb.faces.settings import FacesSettings
 from mlnb.faces import align
 from mlnb.faces.detect import Face, FaceLandmarker, upsample_levels
-from mlnb.faces.images import BadImage, decode_bgr
+from mlnb.faces.images import BadImage, check_header, decode_pixels
 from mlnb.faces.models import SHAPE_PREDICTOR_68, model_path
 from mlnb.faces.packing import stream_npy
 from mlnb.faces.sources import Item, ItemReader
 from mlnb.io import atomic_path
+from mlnb.memory import MIB, available_bytes, describe
 
 ALIGNED, NO_FACE, BAD_IMAGE = "aligned", "no-face", "bad-image"
 DLIB, CELEBA_LANDMARKS = "dlib", "celeba-landmarks"
@@ -41,26 +43,15 @@ MANIFEST_COLUMNS = (
     "faces", "detect_scale", "upsample", "score", "box_left", "box_top", "box_right", "box_bottom",
     *MATRIX_COLUMNS, "landmarks",
 )
+#: bytes per pixel of the image at detection's largest upsampling (dlib's HOG pyramid and
+#: features; measured 7.4-7.5 on 1000-2000 px images at upsample 1 and 2, ~2 without upsampling)
+DETECTION_BYTES_PER_PIXEL = 8
+#: the decoded BGR image, its grey copy and OpenCV's decoding buffers, per input pixel
+DECODE_BYTES_PER_PIXEL = 7
+#: what a worker holds besides the image: dlib's models, the zip's directory (~250 MB for CelebA)
+WORKER_BASELINE_BYTES = 350 * MIB
 #: images handed to a worker at a time: large enough to amortise the IPC, small enough to balance
 CHUNK_SIZE = 16
-
-
-@dataclass(frozen=True)
-class AlignOptions:
-    """Checked on construction, so that worker processes never start with bad options."""
-
-    size: int = 64
-    landmarks: str = "inner-eyes-bottom-lip"
-    upsample: int = 1
-    min_side: int = 32
-
-    def __post_init__(self):
-        if not 16 <= self.size <= 1024:
-            raise ConfigError(f"face size must be between 16 and 1024 px, got {self.size}")
-        if self.min_side < 1:
-            raise ConfigError(f"minimum image side must be at least 1 px, got {self.min_side}")
-        align.landmark_indices(self.landmarks)
-        upsample_levels(self.upsample)
 
 
 @dataclass
@@ -108,13 +99,31 @@ def parse_matrix(row: dict[str, str]) -> np.ndarray:
     return np.array([float(row[column]) for column in MATRIX_COLUMNS]).reshape(2, 3)
 
 
-class Aligner:
-    """Aligns one item at a time with models loaded once (one Aligner per process)."""
+def detection_bytes(width: int, height: int, upsample: int) -> int:
+    """Peak bytes of decoding an image and searching it for faces up to ``upsample``."""
+    pixels = width * height
+    return pixels * DECODE_BYTES_PER_PIXEL + pixels * (DETECTION_BYTES_PER_PIXEL * 4**upsample if upsample else 2)
 
-    def __init__(self, options: AlignOptions):
-        self.options = options
-        self.indices = align.landmark_indices(options.landmarks)
-        self.landmarker = FaceLandmarker(upsample_levels(options.upsample))
+
+def memory_budget(workers: int) -> int | None:
+    """Bytes each of ``workers`` aligning processes may spend on one image (None: unknown)."""
+    available = available_bytes()
+    return None if available is None else max(available // workers - WORKER_BASELINE_BYTES, 0)
+
+
+class Aligner:
+    """Aligns one item at a time with models loaded once (one Aligner per process).
+
+    An image whose decoding and detection would need more than ``memory_budget``
+    bytes is recorded as a bad image with the estimate, not attempted: one huge
+    photo must not take the shard down with ``std::bad_alloc``.
+    """
+
+    def __init__(self, settings: FacesSettings, memory_budget: int | None = None):
+        self.settings = settings
+        self.memory_budget = memory_budget
+        self.indices = align.landmark_indices(settings.landmarks)
+        self.landmarker = FaceLandmarker(upsample_levels(settings.upsample))
         self.reader = ItemReader()
 
     def __call__(self, item: Item) -> Result:
@@ -125,12 +134,20 @@ class Aligner:
         except (OSError, zipfile.BadZipFile, EOFError) as error:
             return Result(item.source, BAD_IMAGE, f"unreadable: {error}")
         try:
-            image = decode_bgr(data, self.options.min_side)
+            self._check_memory(*check_header(data, self.settings.min_side))
+            image = decode_pixels(data)
         except BadImage as bad:
             return Result(item.source, BAD_IMAGE, str(bad))
         result = self.align_image(image, item.celeba_landmarks())
         result.source = item.source
         return result
+
+    def _check_memory(self, width: int, height: int) -> None:
+        needed = detection_bytes(width, height, self.settings.upsample)
+        if self.memory_budget is not None and needed > self.memory_budget:
+            raise BadImage("too-large-for-memory", f"{width}x{height} px needs about {describe(needed)} to detect "
+                           f"faces at upsample {self.settings.upsample}; this worker has "
+                           f"{describe(self.memory_budget)}")
 
     def align_image(self, image: np.ndarray, celeba: np.ndarray | None = None) -> Result:
         """Align a BGR image; CelebA's five landmarks are the fallback when dlib finds no face."""
@@ -141,14 +158,14 @@ class Aligner:
             found.reason = f"no face detected at upsample {'/'.join(map(str, self.landmarker.upsamples))}"
         else:
             landmarks = self.landmarker.landmarks(gray, found.detection.box)
-            matrix = align.openface_affine(landmarks, self.indices, self.options.size)
+            matrix = align.openface_affine(landmarks, self.indices, self.settings.size)
             if align.is_usable(matrix):
                 return self._aligned(found, image, DLIB, matrix, landmarks)
             found.reason = "dlib's landmarks of the face are degenerate"
         if celeba is None:
             found.reason += "; no CelebA landmarks to fall back on"
             return found
-        matrix = align.celeba_similarity(celeba, self.options.size)
+        matrix = align.celeba_similarity(celeba, self.settings.size)
         if not align.is_usable(matrix):
             found.reason += "; CelebA landmarks are degenerate"
             return found
@@ -156,7 +173,7 @@ class Aligner:
 
     def _aligned(self, found: Result, image: np.ndarray, method: str, matrix: np.ndarray,
                  landmarks: np.ndarray) -> Result:
-        crop = align.warp_face(image, matrix, self.options.size)
+        crop = align.warp_face(image, matrix, self.settings.size)
         found.status, found.method, found.matrix, found.landmarks = ALIGNED, method, matrix, landmarks
         found.crop = np.ascontiguousarray(crop[:, :, ::-1])  # BGR -> RGB
         return found
@@ -166,10 +183,10 @@ class Aligner:
 _worker: Aligner | None = None
 
 
-def _start_worker(options: AlignOptions) -> None:
+def _start_worker(settings: FacesSettings, budget: int | None) -> None:
     global _worker
     cv2.setNumThreads(1)  # parallelism comes from the processes
-    _worker = Aligner(options)
+    _worker = Aligner(settings, budget)
 
 
 def _align_in_worker(item: Item) -> Result:
@@ -203,17 +220,19 @@ def _until_a_worker_dies(results: Iterator[Result]) -> Iterator[Result]:
 
 
 @contextlib.contextmanager
-def aligned_results(items: Sequence[Item], options: AlignOptions, workers: int = 1) -> Iterator[Iterator[Result]]:
+def aligned_results(items: Sequence[Item], settings: FacesSettings, workers: int = 1) -> Iterator[Iterator[Result]]:
     """Yield an iterator of the results for ``items``, in input order.
 
     ``workers`` 1 aligns in this process; more starts that many worker processes,
-    each loading the models once. The model file is checked here first (options
+    each loading the models once. The model file is checked here first (settings
     check themselves), so a mistake fails with its own message, not as a broken pool.
     """
     if workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}")
+    budget = memory_budget(workers)
     if workers == 1:
-        aligner = Aligner(options)
+        cv2.setNumThreads(1)  # the job's one thread: OpenCV would otherwise start one per core
+        aligner = Aligner(settings, budget)
         try:
             yield map(aligner, items)
         finally:
@@ -221,7 +240,7 @@ def aligned_results(items: Sequence[Item], options: AlignOptions, workers: int =
         return
     model_path(SHAPE_PREDICTOR_68)
     with ProcessPoolExecutor(workers, mp_context=_worker_context(), initializer=_start_worker,
-                             initargs=(options,)) as pool:
+                             initargs=(settings, budget)) as pool:
         yield _until_a_worker_dies(pool.map(_align_in_worker, items, chunksize=CHUNK_SIZE))
 
 

@@ -9,6 +9,7 @@ worker keeps its own open zip archives.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import zipfile
 from collections.abc import Sequence
@@ -78,37 +79,62 @@ def _landmark_value(text: str, where: str) -> float:
         raise DataError(f"{where}: landmark {text!r} is not a number") from None
 
 
-def items_from_index(container: str | Path, index: str | Path) -> list[Item]:
-    """The images listed in a CelebA index.csv (column ``member``), with their landmarks.
+def items_from_index(container: str | Path, index: str | Path, number: int = 0, count: int = 1) -> list[Item]:
+    """The images of shard ``number`` of ``count`` (see :func:`shard`) of a CelebA index.csv, with landmarks.
 
     ``container`` is the zip (members read from it) or directory (members are
-    paths relative to it) that the index describes.
+    paths relative to it) that the index describes (column ``member``). Only the
+    shard's rows are parsed: the lines are split first, so that each of CelebA's
+    64 shard jobs does not parse all 202,599 rows (an index with quoted fields,
+    which may hold line breaks, is parsed whole).
     """
     container, index = Path(container), Path(index)
+    _check_shard(number, count)
     if not container.is_dir() and not zipfile.is_zipfile(container):
         raise DataError(f"input {container}: neither a directory nor a readable zip archive")
     archive = None if container.is_dir() else str(container)
     try:
-        handle = open(index, newline="")
+        data = index.read_bytes()
     except OSError as error:
         raise DataError(f"index {index}: cannot open ({error.strerror})") from None
-    with handle:
-        reader = csv.DictReader(handle)
-        missing = {"member", *LANDMARK_COLUMNS} - set(reader.fieldnames or ())
-        if missing:
-            raise DataError(f"index {index}: missing columns {sorted(missing)}")
-        items = []
-        for line, row in enumerate(reader, start=2):
-            landmarks = tuple(_landmark_value(row[c], f"index {index} line {line}") for c in LANDMARK_COLUMNS)
-            source = row["member"] if archive else str(container / row["member"])
-            items.append(Item(source, archive=archive, celeba=landmarks))
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DataError(f"index {index}: not UTF-8 text ({error})") from None
+    if '"' in text:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    else:
+        rows = text.splitlines()
+    header, rows = (rows[0], rows[1:]) if rows else ([], [])
+    fieldnames = header if isinstance(header, list) else next(csv.reader([header]))
+    missing = {"member", *LANDMARK_COLUMNS} - set(fieldnames)
+    if missing:
+        raise DataError(f"index {index}: missing columns {sorted(missing)}")
+    while rows and not rows[-1]:
+        rows.pop()
+    start, stop = len(rows) * number // count, len(rows) * (number + 1) // count
+    selected = rows[start:stop]
+    lines = selected if '"' in text else csv.reader(selected)
+    member, landmark_columns = fieldnames.index("member"), [fieldnames.index(c) for c in LANDMARK_COLUMNS]
+    items = []
+    for line, values in enumerate(lines, start=start + 2):
+        where = f"index {index} line {line}"
+        if len(values) != len(fieldnames):
+            raise DataError(f"{where}: {len(values)} fields, the header has {len(fieldnames)}")
+        landmarks = tuple(_landmark_value(values[column], where) for column in landmark_columns)
+        source = values[member] if archive else str(container / values[member])
+        items.append(Item(source, archive=archive, celeba=landmarks))
     return items
+
+
+def _check_shard(number: int, count: int) -> None:
+    if count < 1 or not 0 <= number < count:
+        raise ConfigError(f"shard {number} of {count}: the shard must be in 0..{count - 1} and shards >= 1")
 
 
 def shard(items: Sequence[Item], number: int, count: int) -> list[Item]:
     """Shard ``number`` (0-based) of ``count`` contiguous, near-equal shards, keeping input order."""
-    if count < 1 or not 0 <= number < count:
-        raise ConfigError(f"shard {number} of {count}: the shard must be in 0..{count - 1} and shards >= 1")
+    _check_shard(number, count)
     return list(items[len(items) * number // count: len(items) * (number + 1) // count])
 
 
