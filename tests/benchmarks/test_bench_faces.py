@@ -33,7 +33,8 @@ from mlnb.demo.placement import jittered_frame
 from mlnb.faces import align
 from mlnb.faces.detect import COARSE_SCALE
 from mlnb.faces.images import decode_bgr
-from mlnb.faces.pipeline import ALIGNED, Aligner, AlignOptions, aligned_results, write_results
+from mlnb.faces.pipeline import ALIGNED, Aligner, aligned_results, write_results
+from mlnb.faces.settings import FacesSettings
 from mlnb.faces.sources import items_from_inputs
 from mlnb.rng import generator
 
@@ -45,8 +46,8 @@ NAIVE_IMAGES = 20  # a new detector per image costs ~0.25 s
 OPENFACE_IMAGES = 150
 STAGE_IMAGES = 300
 #: config.yaml's faces section, and the same with OpenFace's upsampling
-CONFIGURED = AlignOptions(size=64, landmarks="inner-eyes-bottom-lip", upsample=0)
-UPSAMPLE_1 = AlignOptions(size=64, landmarks="inner-eyes-bottom-lip", upsample=1)
+CONFIGURED = FacesSettings.from_mapping({"size": 64, "landmarks": "inner-eyes-bottom-lip", "upsample": 0})
+UPSAMPLE_1 = FacesSettings.from_mapping({"size": 64, "landmarks": "inner-eyes-bottom-lip", "upsample": 1})
 REPEATS = 2
 INDICES = list(align.LANDMARK_SETS["inner-eyes-bottom-lip"])
 
@@ -122,7 +123,7 @@ def stage_costs(archive: zipfile.ZipFile, members: list[str], aligner: Aligner) 
     return {name: 1e3 * seconds / len(members) for name, seconds in totals.items()}
 
 
-def measure_project(archive: Path, out: Path, options: AlignOptions, workers: int) -> dict[str, float]:
+def measure_project(archive: Path, out: Path, options: FacesSettings, workers: int) -> dict[str, float]:
     """The pipeline as `mlnb align` runs it; rates exclude loading the models (timed apart)."""
     items = items_from_inputs([archive])
     start = time.perf_counter()

@@ -31,7 +31,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shard", type=int, default=None,
                         help="align only this one (0-based) of the --shards shards; default: every input")
     add_settings_arguments(parser, FacesSettings)
-    parser.add_argument("--workers", type=int, dest="setting_threads", default=argparse.SUPPRESS,
+    parser.add_argument("--workers", type=int, dest="faces.threads", default=argparse.SUPPRESS,
                         help="the same as --threads: worker processes")
 
 
