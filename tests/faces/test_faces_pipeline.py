@@ -36,17 +36,29 @@ def redetect(aligner: Aligner, crop: np.ndarray) -> np.ndarray | None:
 
 @pytest.mark.parametrize("landmark_set", sorted(align.LANDMARK_SETS))
 def test_redetected_landmarks_of_aligned_faces_sit_on_the_template(replica_faces, aligner, landmark_set):
+    """dlib run again on each crop that dlib's landmarks aligned finds the chosen landmarks on the template.
+
+    The share re-detected is of the crops aligned from dlib's landmarks: frames where dlib
+    found no face in the first place (7 of the 32 replicas, all 25-px LFW faces scaled up)
+    are aligned from CelebA's landmarks or not at all, and say nothing about this geometry
+    (counting them made the outer-eyes-nose case pass or fail on the replicas' jitter).
+    """
     options = FacesSettings.from_mapping({**aligner.settings.as_dict(), "landmarks": landmark_set})
     this_aligner = aligner if options == aligner.settings else Aligner(options)
     indices = list(align.LANDMARK_SETS[landmark_set])
     target = align.template_points(tuple(indices), options.size)
-    errors = []
+    errors, dlib_aligned = [], 0
     for _, face in replica_faces:
         result = this_aligner.align_image(bgr(face))
-        landmarks = redetect(this_aligner, result.crop) if result.method == DLIB else None
+        if result.method != DLIB:
+            continue
+        dlib_aligned += 1
+        landmarks = redetect(this_aligner, result.crop)
         if landmarks is not None:
             errors.append(np.linalg.norm(landmarks[indices] - target, axis=1).mean())
-    assert len(errors) >= 0.6 * len(replica_faces)
+    assert dlib_aligned >= 0.7 * len(replica_faces)
+    # measured: inner-eyes-bottom-lip 25 of 25, outer-eyes-nose 20 of 25 (the misses are LFW faces)
+    assert len(errors) >= 0.75 * dlib_aligned, f"{len(errors)} of {dlib_aligned} re-detected"
     assert np.mean(errors) < 1.5, f"mean error {np.mean(errors):.2f} px over {len(errors)} faces"
 
 
@@ -156,3 +168,21 @@ def test_missing_model_fails_before_workers_start(monkeypatch):
     with pytest.raises(DataError, match="not found"):
         with pipeline.aligned_results([], FacesSettings.from_mapping({}), workers=2):
             pass
+
+
+def test_an_image_too_large_for_the_workers_memory_is_recorded_and_skipped(replica_faces, aligner, tmp_path):
+    from mlnb.demo.photos import encode_image
+    from mlnb.faces.pipeline import BAD_IMAGE, detection_bytes
+    from mlnb.faces.sources import Item
+
+    paths = []
+    for name, size in (("large", (1400, 1700)), ("celeba-sized", (178, 218))):
+        paths.append(tmp_path / f"{name}.jpg")
+        paths[-1].write_bytes(encode_image(cv2.resize(replica_faces[0][1], size)))
+    budget = detection_bytes(178, 218, 1) * 2  # room for a CelebA-sized image, not for the large one
+    limited = Aligner(aligner.settings, memory_budget=budget)
+    large, small = (limited(Item(str(path))) for path in paths)
+    assert large.status == BAD_IMAGE
+    assert large.reason.startswith("too-large-for-memory: 1400x1700 px needs about ")
+    assert "to detect faces at upsample 1; this worker has" in large.reason
+    assert small.status == ALIGNED

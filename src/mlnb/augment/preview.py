@@ -101,7 +101,8 @@ def write_preview(path: Path, original: Pair, augmented: Augmented, caption: str
     info = PngImagePlugin.PngInfo()
     info.add_text(MARK_KEY, MARK_VALUE)
     with atomic_path(path) as tmp:
-        Image.fromarray(preview_image(original, augmented, caption)).save(tmp, format="PNG", pnginfo=info)
+        picture = Image.fromarray(preview_image(original, augmented, caption))
+        picture.save(tmp, format="PNG", pnginfo=info, compress_level=1)  # level 6 took 3x longer than drawing
 
 
 def is_own_preview(path: Path) -> bool:
