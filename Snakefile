@@ -16,6 +16,7 @@ include: "workflow/rules/faces.smk"
 include: "workflow/rules/augment.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/scratch.smk"
+include: "workflow/rules/gan.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -27,4 +28,5 @@ rule all:
         CNN_TARGETS,
         GATES_TARGETS,
         MLP_TARGETS,
+        DCGAN_TARGETS,
     default_target: True

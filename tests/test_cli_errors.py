@@ -20,6 +20,7 @@ import pytest
 
 from mlnb import cli
 from mlnb.data.mnist import write_idx
+from mlnb.gan.fid import FeatureStats
 
 
 @pytest.fixture()
@@ -45,7 +46,14 @@ def paths(tmp_path):
     (tmp_path / "other.npz").write_bytes(b"PK\x03\x04 a zip header, then nothing")
     record = tmp_path / "record.json"
     record.write_text(json.dumps({"format": "mlnb-augment/1", "outputs": {"image": "x_aug0.nii.gz"}, "seed": 0}))
-    return {"tmp": tmp_path, "text": text, "dir": folder, "missing": tmp_path / "missing.bin", "idx": idx,
+    for name, array in (("empty_faces", np.zeros((0, 16, 16, 3), np.uint8)),
+                        ("float_faces", np.zeros((2, 16, 16, 3), np.float32)),
+                        ("oblong_faces", np.zeros((2, 16, 8, 3), np.uint8))):
+        np.save(tmp_path / f"{name}.npy", array)
+    stats = tmp_path / "stats.npz"
+    FeatureStats.of(np.random.default_rng(0).normal(size=(3, 4))).save(stats)
+    return {"tmp": tmp_path, "text": text, "stats": stats, **{name: tmp_path / f"{name}.npy" for name in (
+            "empty_faces", "float_faces", "oblong_faces")}, "dir": folder, "missing": tmp_path / "missing.bin", "idx": idx,
             "labels": labels, "npz": npz, "bad_task": bad_task, "record": record}
 
 
@@ -165,6 +173,21 @@ CASES = [
     ("fid-stats/missing-images", "fid-stats {missing} --out {tmp}/s.npz --device cpu", r"missing\.bin"),
     ("fid-stats/not-images", "fid-stats {text} --out {tmp}/s.npz --device cpu", r"notes\.txt"),
     ("fid-stats/bad-device", "fid-stats {npz} --out {tmp}/s.npz --device tpu", r"--device|tpu"),
+    # train-dcgan
+    ("train-dcgan/missing-images", "train-dcgan {missing} --dataset celeba --real-stats {missing} --out {tmp}/o "
+     "--device cpu", r"missing\.bin: no such file"),
+    ("train-dcgan/not-images", "train-dcgan {text} --dataset celeba --real-stats {missing} --out {tmp}/o --device cpu",
+     r"notes\.txt: not a numpy array file"),
+    ("train-dcgan/empty-faces", "train-dcgan {empty_faces} --dataset celeba --real-stats {missing} --out {tmp}/o "
+     "--device cpu", r"empty_faces\.npy: holds no images"),
+    ("train-dcgan/float-faces", "train-dcgan {float_faces} --dataset celeba --real-stats {missing} --out {tmp}/o "
+     "--device cpu", r"float_faces\.npy: images must be uint8, got float32"),
+    ("train-dcgan/not-square", "train-dcgan {oblong_faces} --dataset celeba --real-stats {missing} --out {tmp}/o "
+     "--device cpu", r"oblong_faces\.npy: images must be square, got 16 x 8"),
+    ("train-dcgan/missing-stats", "train-dcgan {npz} --dataset mnist --real-stats {missing} --out {tmp}/o "
+     "--device cpu", r"missing\.bin: not an FID statistics file"),
+    ("train-dcgan/batch-over-images", "train-dcgan {npz} --dataset mnist --real-stats {stats} --out {tmp}/o "
+     "--device cpu --batch-size 64", r"batch size 64 must be between 1 and the dataset's 2"),
 ]
 
 

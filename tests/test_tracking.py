@@ -332,3 +332,14 @@ def test_malformed_input_file_is_a_clear_error(uri):
     with pytest.raises(ConfigError, match="--input-file 'no-equals-sign': expected NAME=PATH"):
         with tracking.tracked_run(args, "unit"):
             pass
+
+
+def test_step_images_are_logged_under_their_key_with_the_step(uri):
+    with tracking.tracked_run(make_args(uri), "unit") as tracker:
+        for step in (10, 20):
+            tracker.log_step_image(np.full((4, 4, 3), step, np.uint8), "samples", step)
+        run_id = tracker.run_id
+    names = [entry.path for entry in mlflow.MlflowClient(uri).list_artifacts(run_id, "images")]
+    pngs = [name.removeprefix("images/").split("+") for name in names if name.endswith(".png")]
+    assert sorted((parts[0], parts[1], int(parts[2])) for parts in pngs) == [("samples", "step", 10),
+                                                                             ("samples", "step", 20)]

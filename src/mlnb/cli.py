@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-gates": ("mlnb.models.gates", "train the from-scratch network on a logic gate over several seeds"),
     "report-gates": ("mlnb.models.gates_report", "one Markdown report of the gates over seeds, beside the blog"),
     "train-mlp": ("mlnb.models.mlp", "train the from-scratch network on MNIST with mini-batches"),
+    "train-dcgan": ("mlnb.gan.train_cli", "train the blog's DCGAN on packed images (resumable, tracked, FID)"),
 }
 
 

@@ -349,6 +349,11 @@ class Tracker:
         if self.active:
             retry_locked(self._client.log_image, self.run_id, image, artifact_file=name)
 
+    def log_step_image(self, image: np.ndarray, key: str, step: int) -> None:
+        """Log an HxW or HxWxC uint8 array as image ``key`` at ``step`` (the UI shows them by step)."""
+        if self.active:
+            retry_locked(self._client.log_image, self.run_id, image, key=key, step=step)
+
     def log_artifact(self, path: str | os.PathLike, folder: str | None = None) -> None:
         if self.active:
             retry_locked(self._client.log_artifact, self.run_id, str(path), folder)

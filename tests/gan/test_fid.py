@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -31,6 +33,17 @@ def test_frechet_distance_of_general_gaussians_matches_the_textbook_matrix_squar
     expected = 2.0 + np.trace(first + second - 2 * np.real(scipy.linalg.sqrtm(first @ second)))
     assert frechet_distance(stats(np.zeros(6), first), stats(shift, second)) == pytest.approx(expected, rel=1e-9)
     assert frechet_distance(stats(np.ones(6), first), stats(np.ones(6), first)) == pytest.approx(0, abs=1e-9)
+
+
+def test_few_samples_take_the_low_rank_path_with_the_same_distance():
+    rng = np.random.default_rng(4)
+    many, few = FeatureStats.of(rng.normal(size=(80, 20))), FeatureStats.of(rng.normal(1, 2, size=(6, 20)))
+    assert many.centred is None and few.centred.shape == (6, 20)
+    full = dataclasses.replace(few, centred=None)
+    for first, second in ((many, few), (few, many), (few, few)):
+        exact = frechet_distance(dataclasses.replace(first, centred=None), dataclasses.replace(second, centred=None))
+        assert frechet_distance(first, second) == pytest.approx(exact, rel=1e-6, abs=1e-5)  # sqrt of rounding-error zeros
+    assert frechet_distance(full, few) == pytest.approx(0, abs=1e-6)
 
 
 def test_resize_follows_tf1_bilinear_without_half_pixel_offset():

@@ -18,8 +18,8 @@ FID is biased by the sample count: compare values only at equal counts.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -75,19 +75,23 @@ def inception_features(images: torch.Tensor, batch_size: int = 50) -> np.ndarray
     return np.concatenate(chunks) if chunks else np.zeros((0, FEATURES))
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class FeatureStats:
     """Mean and covariance of a set's features, with how many images they came from."""
 
     mean: np.ndarray
     covariance: np.ndarray
     count: int
+    #: the centred features when fewer than their dimension (low-rank covariance), for a faster distance
+    centred: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, features: np.ndarray) -> FeatureStats:
         if len(features) < 2:
             raise DataError(f"FID statistics need at least 2 images, got {len(features)}")
-        return cls(features.mean(0), np.cov(features, rowvar=False), len(features))
+        mean = features.mean(0)
+        centred = features - mean if len(features) < features.shape[1] else None
+        return cls(mean, np.cov(features, rowvar=False), len(features), centred)
 
     def save(self, path: str | Path) -> None:
         with atomic_path(path) as tmp:
@@ -111,6 +115,17 @@ def _psd_root(matrix: np.ndarray) -> np.ndarray:
     return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
 
 
+def _product_eigenvalues(first: FeatureStats, second: FeatureStats) -> np.ndarray:
+    """Eigenvalues of S1 S2. With n < d samples X (centred) behind one of them, S = X^T X / (n - 1), and
+    the nonzero eigenvalues are those of the n x n matrix X S_other X^T / (n - 1): no d x d decomposition."""
+    for low_rank, other in ((second, first), (first, second)):
+        if low_rank.centred is not None:
+            samples = low_rank.centred
+            return np.linalg.eigvalsh(samples @ other.covariance @ samples.T) / (len(samples) - 1)
+    root = _psd_root(first.covariance)
+    return np.linalg.eigvalsh(root @ second.covariance @ root)
+
+
 def frechet_distance(first: FeatureStats, second: FeatureStats) -> float:
     """Squared Fréchet distance of two Gaussians: |m1 - m2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)).
 
@@ -119,8 +134,7 @@ def frechet_distance(first: FeatureStats, second: FeatureStats) -> float:
     (about 1 s at 2048-d) instead of a general matrix square root (minutes), and
     stable for the rank-deficient covariances of small sample counts.
     """
-    root = _psd_root(first.covariance)
-    inner = np.linalg.eigvalsh(root @ second.covariance @ root)
+    inner = _product_eigenvalues(first, second)
     difference = first.mean - second.mean
     trace = np.trace(first.covariance) + np.trace(second.covariance) - 2 * np.sqrt(np.clip(inner, 0, None)).sum()
     return float(difference @ difference + trace)

@@ -32,6 +32,11 @@ def save_png(image: np.ndarray, path: str | Path) -> None:
         Image.fromarray(image).save(tmp, format="PNG")
 
 
+def load_png(path: str | Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image)
+
+
 def png_bytes(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG")

@@ -17,7 +17,8 @@ from mlnb.gan.images import load_images
 from mlnb.gan.settings import DcganSettings
 from mlnb.rng import generator
 from mlnb.settings import add_settings_arguments, settings_from_args
-from mlnb.train.device import DEVICE_CHOICES, choose_device, torch_threads
+from mlnb.train.device import torch_threads
+from mlnb.train.settings import add_train_arguments, train_settings_from_args
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +28,8 @@ def configure_parser(parser) -> None:
     parser.add_argument("--out", required=True, help="statistics file to write (.npz)")
     parser.add_argument("--seed", type=int, default=0, help="master seed (chooses the subset)")
     parser.add_argument("--dataset", default="images", help="dataset name (a key of the subset's seed)")
-    parser.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)} or cuda:N")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
     add_settings_arguments(parser, DcganSettings)
+    add_train_arguments(parser)
 
 
 def real_subset(count: int, wanted: int | None, seed: int, dataset: str) -> np.ndarray:
@@ -40,11 +40,11 @@ def real_subset(count: int, wanted: int | None, seed: int, dataset: str) -> np.n
 
 
 def run(args) -> int:
-    settings = settings_from_args(DcganSettings, args)
+    settings, train = settings_from_args(DcganSettings, args), train_settings_from_args(args)
     images = load_images(args.images)
     chosen = real_subset(len(images), settings.fid_real_samples, args.seed, args.dataset)
-    device = choose_device(args.device)
-    with torch_threads(args.threads):
+    device = train.device_setup().device
+    with torch_threads(train.threads):
         pixels = torch.from_numpy(np.ascontiguousarray(images[chosen])).permute(0, 3, 1, 2).to(device)
         began = time.perf_counter()
         stats = FeatureStats.of(inception_features(pixels))
