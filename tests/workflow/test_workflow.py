@@ -69,8 +69,8 @@ def pipeline_outputs(folder: Path) -> dict[str, bytes]:
 
 def test_lint_is_clean():
     """Clean but for deliberate lints: fetch reads its retries and timeout from config in the shell
-    command, the CNN rules their checkpoint interval and init_tracking the absolute tracking URI and its
-    server timeout, so that they are not params (a timeout edit must not plan every download, nor a
+    command, the CNN and DCGAN rules their checkpoint interval and init_tracking the absolute tracking URI
+    and its server timeout, so that they are not params (a timeout edit must not plan every download, nor a
     checkpoint interval every training run, nor a moved project a new store)."""
     result = snakemake("--lint", cwd=REPO)
     output = result.stdout + result.stderr
@@ -81,6 +81,7 @@ def test_lint_is_clean():
     assert lints == {("rule fetch", "Shell command directly uses variable config from outside of the rule"),
                      ("rule init_tracking", "Shell command directly uses variable TRACKING_URI from outside of the rule"),
                      ("rule init_tracking", "Shell command directly uses variable config from outside of the rule"),
+                     ("rule train_dcgan", operational),
                      *((f"rule train_cnn_{name}", operational) for name in DEMO_CNN_RULES)}, output
 
 
@@ -235,6 +236,16 @@ def test_offline_demo_runs_end_to_end(demo_dir):
         assert json.loads((results / "train" / "cnn" / variant / "result.json").read_text())["variant"] == variant
         assert f"| `{variant}` |" in ladder
     assert "| 64.93 % |" in ladder
+    # Both DCGANs trained: grids, GIF, Turing page, FID with its counts, the faces' detection rate.
+    for name in ("celeba", "mnist"):
+        dcgan = results / "dcgan" / name
+        summary = json.loads((dcgan / "summary.json").read_text())
+        assert [entry["generated"] for entry in summary["fid"]] == [32] and summary["fid"][0]["real"] == 64
+        assert summary["steps"] == 3 * (summary["images"] // 32)
+        assert len(list((dcgan / "samples").glob("step_*.png"))) >= 1 and (dcgan / "samples.gif").stat().st_size
+        assert (dcgan / "turing.html").read_text().count("data-truth=") == 24
+    assert set(json.loads((results / "dcgan" / "celeba" / "summary.json").read_text())["face_rates"]) == {
+        "face_rate_generated", "face_rate_real", "face_rate_samples"}
     # No temporary or partial file is left anywhere.
     assert not [p for p in results.rglob("*") if ".part" in p.name]
     # Every MLflow run finished: the stages' own runs, and the logger plugin's invocation and job runs.
@@ -246,7 +257,7 @@ def test_offline_demo_runs_end_to_end(demo_dir):
         tags = db.execute("select r.name, t.key from tags t join runs r on t.run_uuid = r.run_uuid").fetchall()
     cnn_runs = {f"cnn-{name.replace('_', '-')}" for name in DEMO_CNN_RULES} | {"cnn-ladder"}
     assert statuses == {"data": "FINISHED", "faces-celeba": "FINISHED", "augment-heart": "FINISHED",
-                        **dict.fromkeys(cnn_runs, "FINISHED")}
+                        "dcgan-celeba": "FINISHED", "dcgan-mnist": "FINISHED", **dict.fromkeys(cnn_runs, "FINISHED")}
     for run in statuses:  # provenance and the resolved config of every run
         assert {(run, "git_commit"), (run, "config_hash"), (run, "version.torch")} <= set(tags)
         assert any(name == run and key.startswith("config.") for name, key in params), run
@@ -281,6 +292,8 @@ def planned_jobs(folder: Path, *args: str) -> dict[str, int]:
 
 
 DEMO_CASES, DEMO_SHARDS = 4, 2
+#: the faces' DCGAN jobs, downstream of every faces edit
+DCGAN_FACES = {"dcgan_real_stats": 1, "train_dcgan": 1}
 
 
 @pytest.mark.slow
@@ -292,17 +305,21 @@ DEMO_CASES, DEMO_SHARDS = 4, 2
     ("augment:\n  threads: 2\n", {}),
     ("mlflow:\n  timeout: 5\n", {}),
     # stage settings: that stage's jobs and what depends on them, nothing else
-    ("faces:\n  preview: 5\n", {"gather_faces": 1, "all": 1}),
-    ("faces:\n  upsample: 1\n", {"align_faces": DEMO_SHARDS, "gather_faces": 1, "all": 1}),
+    ("faces:\n  preview: 5\n", {"gather_faces": 1, **DCGAN_FACES, "all": 1}),
+    ("faces:\n  upsample: 1\n", {"align_faces": DEMO_SHARDS, "gather_faces": 1, **DCGAN_FACES, "all": 1}),
     ("augment:\n  copies: 3\n", {"augment_case": DEMO_CASES, "gather_augment": 1, "all": 1}),
     # training: how a job runs plans nothing; a variant's edit reruns that variant and the ladder
     ("train:\n  threads: 1\n  gpu: 1\n  checkpoint_every: 7\n", {}),
     ("cnn:\n  variants:\n    adam-1000: {steps: 31}\n", {"train_cnn_adam_1000": 1, "report_ladder": 1, "all": 1}),
     ("cnn:\n  blog_accuracy: {sgd-1000: 0.65}\n", {"report_ladder": 1, "all": 1}),
-    ("train:\n  log_every: 5\n", {f"train_cnn_{name}": 1 for name in DEMO_CNN_RULES} | {"report_ladder": 1, "all": 1}),
+    ("train:\n  log_every: 5\n", {f"train_cnn_{name}": 1 for name in DEMO_CNN_RULES}
+     | {"report_ladder": 1, "train_dcgan": 2, "all": 1}),
+    # the DCGAN: a training setting reruns both trainings; the real statistics only for their subset size
+    ("dcgan:\n  epochs: 2\n", {"train_dcgan": 2, "all": 1}),
+    ("dcgan:\n  fid_real_samples: 50\n", {"dcgan_real_stats": 2, "train_dcgan": 2, "all": 1}),
 ], ids=["download.retries", "download.timeout", "faces.threads", "augment.threads", "mlflow.timeout",
         "faces.preview", "faces.upsample", "augment.copies", "train.operational", "cnn.variant", "cnn.blog_accuracy",
-        "train.log_every"])
+        "train.log_every", "dcgan.epochs", "dcgan.fid_real_samples"])
 def test_an_edit_reruns_exactly_the_jobs_it_changes(demo_dir, edit, planned):
     (demo_dir / "edit.yaml").write_text(edit)  # deep-merged over the demo's config
     assert planned_jobs(demo_dir, *RUN_ARGS, "--configfile", DEMO_CONFIG, "edit.yaml") == planned

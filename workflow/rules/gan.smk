@@ -8,8 +8,9 @@
 DCGAN_DIR = "results/dcgan"
 DCGAN_IMAGES = {"celeba": f"{FACES_DIR}/faces.npy", "mnist": "results/data/mnist/mnist.npz"}
 DCGAN_TARGETS = [f"{DCGAN_DIR}/{dataset}/summary.json" for dataset in config["dcgan"]["datasets"]]
-# What the statistics depend on: the subset size (and the seed that draws it).
+# What the statistics depend on: the subset size (and the seed that draws it), the device.
 DCGAN_STATS_SETTINGS = settings_json("dcgan", "fid_real_samples")
+DCGAN_STATS_DEVICE = settings_json("train", "device")
 # Memory for the images as uint8 (host copy) plus the networks: more for the 202,599 faces.
 DCGAN_MEM_MB = {"celeba": 12000, "mnist": 4000}
 
@@ -36,7 +37,7 @@ rule dcgan_real_stats:
         "../../envs/mlnb.yaml"
     params:
         settings=DCGAN_STATS_SETTINGS,
-        train=TRAIN_SETTINGS,
+        train=DCGAN_STATS_DEVICE,
         seed=config["seed"],
     shell:
         "mlnb fid-stats {input.images} --dataset {wildcards.gan_dataset} --seed {params.seed} "
@@ -55,6 +56,7 @@ rule train_dcgan:
         gif=f"{DCGAN_DIR}/{{gan_dataset}}/samples.gif",
         turing=f"{DCGAN_DIR}/{{gan_dataset}}/turing.html",
         samples=directory(f"{DCGAN_DIR}/{{gan_dataset}}/samples"),
+        timing="results/benchmarks/dcgan/{gan_dataset}/timing.json",
     log:
         "results/logs/dcgan/{gan_dataset}/train.log",
     benchmark:
@@ -76,7 +78,9 @@ rule train_dcgan:
         tracking=lambda wildcards: tracking_args(f"dcgan-{wildcards.gan_dataset}", dcgan=settings_json("dcgan"),
                                                  train=TRAIN_SETTINGS, seed=json.dumps(config["seed"])),
     shell:
-        "mlnb train-dcgan {input.images} --dataset {wildcards.gan_dataset} --real-stats {input.real_stats} "
-        "--seed {params.seed} {params.faces} --settings {params.settings:q} --train-settings {params.train:q} "
-        "--threads {threads} {TRAIN_OPERATIONAL} --out {params.out} --checkpoint-dir {params.checkpoints} "
-        "--rule train_dcgan {params.tracking} > {log} 2>&1"
+        job_shell(
+            "mlnb train-dcgan {input.images} --dataset {wildcards.gan_dataset} --real-stats {input.real_stats} "
+            "--seed {params.seed} {params.faces} --settings {params.settings:q} --train-settings {params.train:q} "
+            "--threads {threads} {TRAIN_OPERATIONAL} --out {params.out} --checkpoint-dir {params.checkpoints} "
+            "--timing {output.timing} --rule train_dcgan {params.tracking} > {log} 2>&1"
+        )

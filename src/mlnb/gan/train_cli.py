@@ -37,7 +37,7 @@ from mlnb.gan.images import load_images
 from mlnb.gan.samples import load_png, sample_grid, save_gif, save_png, save_text, to_uint8, turing_page
 from mlnb.gan.settings import DcganSettings
 from mlnb.gan.steps import GanSteps
-from mlnb.io import atomic_path
+from mlnb.io import atomic_path, file_md5
 from mlnb.models.dcgan import Discriminator, Generator, sample_z
 from mlnb.rng import generator as numpy_generator
 from mlnb.rng import torch_generator
@@ -82,10 +82,10 @@ def run(args) -> int:
     return 0
 
 
-def fingerprint(settings: DcganSettings, seed: int, setup: DeviceSetup, images: np.ndarray) -> str:
+def fingerprint(settings: DcganSettings, seed: int, setup: DeviceSetup, images_md5: str) -> str:
     """What shapes the weights: a checkpoint with another fingerprint is not resumed."""
     shape = {"settings": settings.training(), "seed": seed, "device": setup.device.type, "bf16": setup.bf16,
-             "channels_last": setup.channels_last, "images": list(images.shape)}
+             "channels_last": setup.channels_last, "images_md5": images_md5}
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
 
 
@@ -135,7 +135,7 @@ def train_dcgan(args, settings: DcganSettings, train: TrainSettings) -> dict[str
     checkpoints = args.checkpoint_dir or checkpoint_folder("dcgan", name)
     grid_folder = Path(checkpoints) / "grids"  # kept beside the checkpoints until the run is done
     checkpointer = Checkpointer(
-        checkpoints, fingerprint=fingerprint(settings, seed, setup, images),
+        checkpoints, fingerprint=fingerprint(settings, seed, setup, file_md5(args.images)),
         models={"generator": gen, "discriminator": disc},
         optimizers={"generator": steps.generator_optimizer, "discriminator": steps.discriminator_optimizer},
         generators={"z": z_generator})
