@@ -256,12 +256,17 @@ def test_offline_demo_runs_end_to_end(demo_dir):
         params = db.execute("select r.name, p.key from params p join runs r on p.run_uuid = r.run_uuid").fetchall()
         tags = db.execute("select r.name, t.key from tags t join runs r on t.run_uuid = r.run_uuid").fetchall()
     cnn_runs = {f"cnn-{name.replace('_', '-')}" for name in DEMO_CNN_RULES} | {"cnn-ladder"}
+    gate_runs = {f"gates-{gate}" for gate in ("xor", "and", "or", "xnor", "report")}
     assert statuses == {"data": "FINISHED", "faces-celeba": "FINISHED", "augment-heart": "FINISHED",
-                        "dcgan-celeba": "FINISHED", "dcgan-mnist": "FINISHED", **dict.fromkeys(cnn_runs, "FINISHED")}
-    for run in statuses:  # provenance and the resolved config of every run
+                        "dcgan-celeba": "FINISHED", "dcgan-mnist": "FINISHED",
+                        **dict.fromkeys(cnn_runs | gate_runs | {"mlp-numpy"}, "FINISHED")}
+    for run in statuses:  # provenance and the resolved config of every run; input checksums of those with inputs
         assert {(run, "git_commit"), (run, "config_hash"), (run, "version.torch")} <= set(tags)
         assert any(name == run and key.startswith("config.") for name, key in params), run
-        assert any(name == run and key.startswith("input_md5.") for name, key in params), run
+        assert run in gate_runs or any(name == run and key.startswith("input_md5.") for name, key in params), run
+    # The from-scratch network: every gate over the demo's seeds, and MNIST.
+    assert "| XOR | 3/3 |" in (results / "train" / "gates" / "report.md").read_text()
+    assert json.loads((results / "train" / "mlp" / "result.json").read_text())["test_accuracy"] > 0.8
 
     again = snakemake(*DEMO_ARGS, cwd=demo_dir, timeout=300)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
