@@ -241,7 +241,7 @@ def test_offline_demo_runs_end_to_end(demo_dir):
         dcgan = results / "dcgan" / name
         summary = json.loads((dcgan / "summary.json").read_text())
         assert [entry["generated"] for entry in summary["fid"]] == [32] and summary["fid"][0]["real"] == 64
-        assert summary["steps"] == 3 * (summary["images"] // 32)
+        assert summary["steps"] == 2 * (summary["images"] // 32)
         assert len(list((dcgan / "samples").glob("step_*.png"))) >= 1 and (dcgan / "samples.gif").stat().st_size
         assert (dcgan / "turing.html").read_text().count("data-truth=") == 24
     assert set(json.loads((results / "dcgan" / "celeba" / "summary.json").read_text())["face_rates"]) == {
