@@ -57,16 +57,11 @@ def paths(tmp_path):
             "labels": labels, "npz": npz, "bad_task": bad_task, "record": record}
 
 
-def _xfail(owner: str, why: str):
-    return pytest.mark.xfail(strict=True, reason=f"{owner}: {why}")
-
-
 # (id, argv with {placeholders}, a regex the message must match[, marks])
 CASES = [
     # demo-data
     ("demo-data/unknown-dataset", "demo-data --out {dir} --dataset nope", r"--dataset: invalid choice: 'nope'"),
-    ("demo-data/out-is-a-file", "demo-data --out {text} --dataset mnist", r"notes\.txt",
-     _xfail("demo", "--out naming a file ends in a NotADirectoryError traceback")),
+    ("demo-data/out-is-a-file", "demo-data --out {text} --dataset mnist", r"--out .*notes\.txt: is a file"),
     ("demo-data/seed-not-int", "demo-data --out {dir} --seed x", r"--seed: invalid int value: 'x'"),
     # fetch
     ("fetch/timeout-0", "fetch --url {text} --out {tmp}/o --timeout 0", r"--timeout\) must be > 0"),
@@ -169,6 +164,24 @@ CASES = [
      r"record\.json: not a train-cnn result \(missing epochs"),
     ("report-ladder/blog-not-a-mapping", "report-ladder {record} --blog '[1]' --out {tmp}/l.md",
      r"--blog: expected a JSON mapping"),
+    # train-gates
+    ("train-gates/layers-not-a-gate", "train-gates --gate XOR --seed 1 --out {tmp}/g --layers 3 2 1",
+     r"gates\.layers \[3, 2, 1\]: a gate has 2 inputs and 1 output"),
+    ("train-gates/too-few-transfers", "train-gates --gate XOR --seed 1 --out {tmp}/g --transfers sigmoid",
+     r"need 2 transfer function\(s\), one per layer after the input, got 1"),
+    ("train-gates/negative-rate", "train-gates --gate XOR --seed 1 --out {tmp}/g --learning-rate -1",
+     r"gates\.learning_rate: -1\.0 is less than or equal to the minimum of 0"),
+    ("train-gates/unknown-gate", "train-gates --gate NAND --seed 1 --out {tmp}/g", r"--gate: invalid choice: 'NAND'"),
+    # report-gates
+    ("report-gates/missing-result", "report-gates {missing} --out {tmp}/r.md", r"missing\.bin: cannot read"),
+    ("report-gates/result-not-json", "report-gates {text} --out {tmp}/r.md", r"notes\.txt: not JSON"),
+    # train-mlp
+    ("train-mlp/missing-data", "train-mlp --data {missing} --seed 1 --out {tmp}/m", r"missing\.bin: cannot read"),
+    ("train-mlp/data-not-npz", "train-mlp --data {text} --seed 1 --out {tmp}/m", r"notes\.txt: not a numpy \.npz"),
+    ("train-mlp/input-width", "train-mlp --data {npz} --seed 1 --out {tmp}/m --layers 700 10",
+     r"mnist\.npz: x_train holds uint8 images of shape \(28, 28\) \(784 pixels\); the network's input layer takes 700"),
+    ("train-mlp/batch-0", "train-mlp --data {npz} --seed 1 --out {tmp}/m --batch-size 0",
+     r"mlp\.batch_size: 0 is less than the minimum of 1"),
     # fid-stats
     ("fid-stats/missing-images", "fid-stats {missing} --out {tmp}/s.npz --device cpu", r"missing\.bin"),
     ("fid-stats/not-images", "fid-stats {text} --out {tmp}/s.npz --device cpu", r"notes\.txt"),

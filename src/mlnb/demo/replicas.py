@@ -14,6 +14,7 @@ import importlib
 import json
 from pathlib import Path
 
+from mlnb.errors import ConfigError
 from mlnb.io import atomic_path
 
 DATASETS = ("mnist", "celeba", "heart")
@@ -37,6 +38,8 @@ def configure_parser(parser) -> None:
 
 
 def run(args) -> int:
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out {args.out}: is a file, not a folder")
     for dataset in args.dataset or DATASETS:
         build(dataset, args.out / dataset, args.seed)
         print(f"replica {dataset} -> {args.out / dataset}")
