@@ -25,13 +25,17 @@ STEPS = 200
 FLUSH_EVERY = 20  # ten batch writes per writer, so the writers' transactions interleave
 
 WRITER = """
-import argparse, sys
+import argparse, sys, time
 from pathlib import Path
 from mlnb import tracking
 
-uri, worker, steps, flush_every, artifact = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+uri, worker, steps, flush_every, artifact, gate = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]),
+                                                  sys.argv[5], Path(sys.argv[6]))
 args = argparse.Namespace(tracking_uri=uri, experiment="tests", run_name=None, stage_config=None, input_file=[])
 with tracking.tracked_run(args, f"writer-{worker}", params={"worker": worker}) as tracker:
+    (gate / str(worker)).touch()  # run open; wait for the others so that all of them write at once
+    while not (gate / "go").exists():
+        time.sleep(0.01)
     for step in range(steps):
         tracker.log_metrics({"loss": worker * 1000 + step, "accuracy": step / steps}, step=step)
         if (step + 1) % flush_every == 0:
@@ -44,10 +48,13 @@ with tracking.tracked_run(args, f"writer-{worker}", params={"worker": worker}) a
 @pytest.mark.slow
 def test_sixteen_writers_lose_no_run_metric_or_artifact(mlflow_uri, tmp_path):
     started = time.monotonic()
+    gate = tmp_path / "gate"
+    gate.mkdir()
     writers = [subprocess.Popen([sys.executable, "-c", WRITER, mlflow_uri, str(worker), str(STEPS),
-                                 str(FLUSH_EVERY), str(tmp_path / f"writer-{worker}.txt")],
+                                 str(FLUSH_EVERY), str(tmp_path / f"writer-{worker}.txt"), str(gate)],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                for worker in range(WRITERS)]
+    _open_gate_when_all_ready(gate, writers)
     outputs = [writer.communicate(timeout=600)[0] for writer in writers]
     print(f"{WRITERS} writers x {STEPS} steps x 2 metrics: {time.monotonic() - started:.1f} s")
     for worker, (writer, output) in enumerate(zip(writers, outputs, strict=True)):
@@ -69,6 +76,15 @@ def test_sixteen_writers_lose_no_run_metric_or_artifact(mlflow_uri, tmp_path):
         assert [a.path for a in client.list_artifacts(run_id)] == [f"writer-{worker}.txt"]
         local = client.download_artifacts(run_id, f"writer-{worker}.txt", str(tmp_path / f"download-{worker}"))
         assert Path(local).read_text() == f"writer {worker}\n"
+
+
+def _open_gate_when_all_ready(gate: Path, writers: list[subprocess.Popen], timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while len(list(gate.iterdir())) < len(writers) and time.monotonic() < deadline:
+        if any(writer.poll() is not None for writer in writers):
+            break  # one died before its run was open: let the assertions show its output
+        time.sleep(0.05)
+    (gate / "go").touch()
 
 
 def _free_port() -> int:
