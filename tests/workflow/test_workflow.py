@@ -284,6 +284,18 @@ def test_same_config_and_seed_give_byte_identical_outputs(demo_dir, tmp_path):
     assert differing == []
 
 
+@pytest.mark.slow
+def test_the_report_gathers_every_stage_figure(demo_dir, tmp_path):
+    """`snakemake --report` after the demo: one self-contained HTML file with each stage's category."""
+    report = tmp_path / "report.html"
+    result = snakemake(*DEMO_ARGS, "--report", str(report), cwd=demo_dir, timeout=600)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    html = report.read_text()
+    for category in ("Data", "Faces", "Augmentation", "MNIST CNN ladder", "Logic gates", "From-scratch MLP", "DCGAN"):
+        assert category in html, category
+    assert "samples.gif" in html and "cnn_ladder.md" in html
+
+
 def planned_jobs(folder: Path, *args: str) -> dict[str, int]:
     """Rule -> number of jobs that a dry run plans (Snakemake's job-stats table; {} when nothing)."""
     result = snakemake("-n", "--quiet", "rules", *args, cwd=folder)
@@ -320,7 +332,7 @@ DCGAN_FACES = {"dcgan_real_stats": 1, "train_dcgan": 1}
     ("train:\n  log_every: 5\n", {f"train_cnn_{name}": 1 for name in DEMO_CNN_RULES}
      | {"report_ladder": 1, "train_dcgan": 2, "all": 1}),
     # the DCGAN: a training setting reruns both trainings; the real statistics only for their subset size
-    ("dcgan:\n  epochs: 2\n", {"train_dcgan": 2, "all": 1}),
+    ("dcgan:\n  epochs: 3\n", {"train_dcgan": 2, "all": 1}),
     ("dcgan:\n  fid_real_samples: 50\n", {"dcgan_real_stats": 2, "train_dcgan": 2, "all": 1}),
 ], ids=["download.retries", "download.timeout", "faces.threads", "augment.threads", "mlflow.timeout",
         "faces.preview", "faces.upsample", "augment.copies", "train.operational", "cnn.variant", "cnn.blog_accuracy",

@@ -21,7 +21,8 @@ rule augment_case:
         images=expand(f"{AUGMENT_COPY}.nii.gz", copy=AUGMENT_COPIES),
         segs=expand(f"{AUGMENT_COPY}_seg.nii.gz", copy=AUGMENT_COPIES),
         records=expand(f"{AUGMENT_COPY}.json", copy=AUGMENT_COPIES),
-        previews=expand(f"{AUGMENT_COPY}_preview.png", copy=AUGMENT_PREVIEW_COPIES),
+        previews=report(expand(f"{AUGMENT_COPY}_preview.png", copy=AUGMENT_PREVIEW_COPIES), category="Augmentation",
+                        subcategory="{case}"),
     log:
         "results/logs/augment/heart/{case}.log",
     benchmark:

@@ -116,7 +116,7 @@ rule log_data:
         heart_index="results/data/heart/index.csv",
     output:
         summary="results/reports/data/summary.json",
-        previews=expand("results/reports/data/{name}_preview.png", name=RAW_FILES),
+        previews=report(expand("results/reports/data/{name}_preview.png", name=RAW_FILES), category="Data"),
     log:
         "results/logs/report/data.log",
     conda:

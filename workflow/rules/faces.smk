@@ -49,7 +49,7 @@ rule gather_faces:
     output:
         faces=f"{FACES_DIR}/faces.npy",
         manifest=f"{FACES_DIR}/manifest.csv",
-        preview=f"{FACES_DIR}/preview.png",
+        preview=report(f"{FACES_DIR}/preview.png", category="Faces"),
         summary=f"{FACES_DIR}/summary.json",
     log:
         "results/logs/faces/celeba/gather.log",

@@ -53,8 +53,8 @@ rule train_dcgan:
     output:
         summary=f"{DCGAN_DIR}/{{gan_dataset}}/summary.json",
         generator=f"{DCGAN_DIR}/{{gan_dataset}}/generator.pt",
-        gif=f"{DCGAN_DIR}/{{gan_dataset}}/samples.gif",
-        turing=f"{DCGAN_DIR}/{{gan_dataset}}/turing.html",
+        gif=report(f"{DCGAN_DIR}/{{gan_dataset}}/samples.gif", category="DCGAN", subcategory="{gan_dataset}"),
+        turing=report(f"{DCGAN_DIR}/{{gan_dataset}}/turing.html", category="DCGAN", subcategory="{gan_dataset}"),
         samples=directory(f"{DCGAN_DIR}/{{gan_dataset}}/samples"),
         timing="results/benchmarks/dcgan/{gan_dataset}/timing.json",
     log:

@@ -7,7 +7,7 @@ rule report_ladder:
         results=expand(f"{CNN_DIR}/{{variant}}/result.json", variant=CNN_VARIANTS),
         timing=expand(f"{CNN_TIMING_DIR}/{{variant}}_timing.json", variant=CNN_VARIANTS),
     output:
-        "results/reports/cnn_ladder.md",
+        report("results/reports/cnn_ladder.md", category="MNIST CNN ladder"),
     log:
         "results/logs/report/cnn_ladder.log",
     conda:

@@ -20,7 +20,7 @@ rule train_gates:
     output:
         result=f"{GATES_DIR}/{{gate}}.json",
         curves=f"{GATES_DIR}/{{gate}}_curves.npz",
-        figure=f"{GATES_DIR}/{{gate}}_curves.png",
+        figure=report(f"{GATES_DIR}/{{gate}}_curves.png", category="Logic gates"),
         truth_tables=f"{GATES_DIR}/{{gate}}_truth_tables.md",
     log:
         "results/logs/train/gates/{gate}.log",
@@ -50,7 +50,7 @@ rule report_gates:
         EXPERIMENT_MARKER,
         results=expand(f"{GATES_DIR}/{{gate}}.json", gate=config["gates"]["names"]),
     output:
-        f"{GATES_DIR}/report.md",
+        report(f"{GATES_DIR}/report.md", category="Logic gates"),
     log:
         "results/logs/train/gates/report.log",
     conda:
@@ -68,8 +68,8 @@ rule train_mlp:
     output:
         result=f"{MLP_DIR}/result.json",
         model=f"{MLP_DIR}/model.npz",
-        confusion=f"{MLP_DIR}/confusion.png",
-        misclassified=f"{MLP_DIR}/misclassified.png",
+        confusion=report(f"{MLP_DIR}/confusion.png", category="From-scratch MLP"),
+        misclassified=report(f"{MLP_DIR}/misclassified.png", category="From-scratch MLP"),
         timing="results/benchmarks/train/mlp_timing.json",
     log:
         "results/logs/train/mlp.log",
