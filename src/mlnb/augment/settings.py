@@ -39,13 +39,7 @@ class AugmentSettings(Settings):
         """The random policy these settings describe (its cross-field checks run here)."""
         from mlnb.augment.policy import RandomPolicy
 
-        return RandomPolicy(
-            dims=self.dims, transforms=self.transforms, min_transforms=self.min_transforms,
-            max_transforms=self.max_transforms, rotation_degrees=self.rotation_degrees,
-            scale_range=self.scale_range, intensity_range=self.intensity_range,
-            translation_pixels=self.translation_pixels, crop_margin=self.crop_margin,
-            slice_shift_pixels=self.slice_shift_pixels, slice_shift_fraction=self.slice_shift_fraction,
-        )
+        return RandomPolicy(**{field.name: getattr(self, field.name) for field in dataclasses.fields(RandomPolicy)})
 
     def engine(self):
         from mlnb.augment.record import Engine
