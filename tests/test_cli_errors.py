@@ -105,9 +105,9 @@ CASES = [
      r"notes\.txt: is not a folder"),
     # log-data
     ("log-data/mnist-not-npz", "log-data --mnist {text} --celeba-index {missing} --celeba-zip {missing} "
-     "--heart-index {missing} --out {tmp}/r", r"notes\.txt: not a readable MNIST \.npz"),
+     "--heart-index {missing} --out {tmp}/r", r"notes\.txt: cannot read the MNIST \.npz"),
     ("log-data/mnist-missing-arrays", "log-data --mnist {tmp}/other.npz --celeba-index {missing} "
-     "--celeba-zip {missing} --heart-index {missing} --out {tmp}/r", r"other\.npz: not a readable MNIST \.npz"),
+     "--celeba-zip {missing} --heart-index {missing} --out {tmp}/r", r"other\.npz: cannot read the MNIST \.npz"),
     ("log-data/celeba-index-missing", "log-data --mnist {npz} --celeba-index {missing} --celeba-zip {missing} "
      "--heart-index {missing} --out {tmp}/r", r"missing\.bin: cannot read the CelebA index"),
     ("log-data/celeba-index-not-an-index", "log-data --mnist {npz} --celeba-index {text} --celeba-zip {text} "
@@ -176,8 +176,10 @@ CASES = [
     ("report-gates/missing-result", "report-gates {missing} --out {tmp}/r.md", r"missing\.bin: cannot read"),
     ("report-gates/result-not-json", "report-gates {text} --out {tmp}/r.md", r"notes\.txt: not JSON"),
     # train-mlp
-    ("train-mlp/missing-data", "train-mlp --data {missing} --seed 1 --out {tmp}/m", r"missing\.bin: cannot read"),
-    ("train-mlp/data-not-npz", "train-mlp --data {text} --seed 1 --out {tmp}/m", r"notes\.txt: not a numpy \.npz"),
+    ("train-mlp/missing-data", "train-mlp --data {missing} --seed 1 --out {tmp}/m",
+     r"missing\.bin: cannot read the MNIST \.npz"),
+    ("train-mlp/data-not-npz", "train-mlp --data {text} --seed 1 --out {tmp}/m",
+     r"notes\.txt: cannot read the MNIST \.npz"),
     ("train-mlp/input-width", "train-mlp --data {npz} --seed 1 --out {tmp}/m --layers 700 10",
      r"mnist\.npz: x_train holds uint8 images of shape \(28, 28\) \(784 pixels\); the network's input layer takes 700"),
     ("train-mlp/batch-0", "train-mlp --data {npz} --seed 1 --out {tmp}/m --batch-size 0",
@@ -243,4 +245,4 @@ def test_at_the_command_line_the_error_is_one_line_without_a_traceback(paths):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if " ERROR " in line]
-    assert len(lines) == 1 and "notes.txt: not a readable MNIST .npz" in lines[0], result.stderr
+    assert len(lines) == 1 and "notes.txt: cannot read the MNIST .npz" in lines[0], result.stderr

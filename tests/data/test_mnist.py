@@ -127,3 +127,74 @@ def test_failed_prepare_leaves_no_output(split, tmp_path):
     with pytest.raises(DataError):
         mnist.prepare(images_path, images_path, images_path, images_path, out)
     assert list(tmp_path.glob("mnist*")) == []
+
+
+def test_read_mnist_npz_gives_back_what_prepare_wrote(split, tmp_path):
+    images, labels, images_path, labels_path = split
+    mnist.prepare(images_path, labels_path, images_path, labels_path, tmp_path / "mnist.npz")
+    arrays = mnist.read_mnist_npz(tmp_path / "mnist.npz")
+    for array in (arrays.x_train, arrays.x_test):
+        np.testing.assert_array_equal(array, images)
+    for array in (arrays.y_train, arrays.y_test):
+        np.testing.assert_array_equal(array, labels)
+
+
+def write_npz(path, **changes):
+    """A valid 4-train, 2-test MNIST .npz with ``changes`` applied (None drops the key)."""
+    arrays = {"x_train": np.zeros((4, 28, 28), np.uint8), "y_train": np.array([0, 3, 9, 1], np.uint8),
+              "x_test": np.zeros((2, 28, 28), np.uint8), "y_test": np.array([5, 7], np.int64), **changes}
+    np.savez(path, **{key: value for key, value in arrays.items() if value is not None})
+    return path
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"x_train": None}, r"no array 'x_train' \(has x_test, y_test, y_train; an MNIST \.npz holds x_train, y_train, "
+                        r"x_test, y_test\)"),
+    ({"y_train": None}, r"no array 'y_train'"),
+    ({"x_test": None}, r"no array 'x_test'"),
+    ({"y_test": None}, r"no array 'y_test'"),
+    ({"x_train": np.zeros((4, 28, 28), np.float32)}, r"x_train: expected uint8 images, got float32"),
+    ({"x_test": np.zeros((2, 28, 28), np.int16)}, r"x_test: expected uint8 images, got int16"),
+    ({"y_train": np.array([0, 3, 9, 1], np.float64)}, r"y_train: labels must be integers, got float64"),
+    ({"y_test": np.array([True, False])}, r"y_test: labels must be integers, got bool"),
+    ({"x_train": np.zeros((4, 32, 32), np.uint8)}, r"x_train: expected N x 28 x 28 digits \(N >= 1\), "
+                                                   r"got shape \(4, 32, 32\)"),
+    ({"x_test": np.zeros((2, 784), np.uint8)}, r"x_test: expected N x 28 x 28 digits \(N >= 1\), got shape \(2, 784\)"),
+    ({"x_train": np.zeros((0, 28, 28), np.uint8), "y_train": np.zeros(0, np.uint8)},
+     r"x_train: expected N x 28 x 28 digits \(N >= 1\), got shape \(0, 28, 28\)"),
+    ({"y_train": np.zeros(3, np.uint8)}, r"4 images in x_train but y_train has shape \(3,\)"),
+    ({"y_test": np.zeros((2, 1), np.uint8)}, r"2 images in x_test but y_test has shape \(2, 1\)"),
+    ({"y_train": np.array([0, 3, 10, 1], np.uint8)}, r"y_train: label 10 outside 0\.\.9 \(1 of 4\)"),
+    ({"y_test": np.array([-1, 7], np.int64)}, r"y_test: label -1 outside 0\.\.9 \(1 of 2\)"),
+])
+def test_read_mnist_npz_names_the_file_and_the_bad_array(tmp_path, changes, message):
+    path = write_npz(tmp_path / "bad.npz", **changes)
+    with pytest.raises(DataError, match=message) as caught:
+        mnist.read_mnist_npz(path)
+    assert str(caught.value).startswith(f"{path}: ")
+
+
+def test_read_mnist_npz_accepts_any_integer_labels(tmp_path):
+    arrays = mnist.read_mnist_npz(write_npz(tmp_path / "m.npz", y_train=np.array([0, 3, 9, 1], np.int32)))
+    assert arrays.y_train.tolist() == [0, 3, 9, 1] and arrays.y_test.tolist() == [5, 7]
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, r"missing\.npz: cannot read the MNIST \.npz \(FileNotFoundError"),
+    (b"not data\n", r"bad\.npz: cannot read the MNIST \.npz \(ValueError"),
+    (b"PK\x03\x04 a zip header, then nothing", r"bad\.npz: cannot read the MNIST \.npz \(BadZipFile"),
+])
+def test_read_mnist_npz_refuses_unreadable_files(tmp_path, content, message):
+    path = tmp_path / ("missing.npz" if content is None else "bad.npz")
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        mnist.read_mnist_npz(path)
+
+
+def test_read_mnist_npz_refuses_a_single_array(tmp_path):
+    with open(tmp_path / "digits.npz", "wb") as handle:  # an .npy under an .npz name
+        np.save(handle, np.zeros((2, 28, 28), np.uint8))
+    with pytest.raises(DataError, match=r"digits\.npz: cannot read the MNIST \.npz \(ValueError: a single uint8 "
+                                        r"array of shape \(2, 28, 28\), not an \.npz archive"):
+        mnist.read_mnist_npz(tmp_path / "digits.npz")

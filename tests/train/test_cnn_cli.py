@@ -68,7 +68,7 @@ def test_an_unknown_variant_is_named(tmp_path, mnist_npz, caplog):
     ({"x_train": np.zeros((10, 32, 32), np.uint8)}, r"x_train: expected N x 28 x 28 digits \(N >= 1\), got shape"),
     ({"x_train": np.zeros((0, 28, 28), np.uint8), "y_train": np.zeros(0, np.uint8)}, "x_train: expected N x 28"),
     ({"y_test": np.full(50, 12, np.uint8)}, "test: label 12 outside 0..9"),
-    ({"x_test": np.zeros((50, 28, 28), np.float32)}, "test images: expected uint8 images, got float32"),
+    ({"x_test": np.zeros((50, 28, 28), np.float32)}, "x_test: expected uint8 images, got float32"),
     ({"y_train": None}, "no array 'y_train'"),
 ])
 def test_bad_data_is_named(tmp_path, overrides, message, caplog):

@@ -1,4 +1,4 @@
-"""MNIST: read and check IDX files, pack them into one compressed ``.npz``.
+"""MNIST: read and check IDX files, pack them into one compressed ``.npz``, read that back checked.
 
 IDX layout (big-endian): two zero bytes, a type code (0x08 = unsigned byte), the
 number of dimensions, one uint32 per dimension, then the data.
@@ -6,19 +6,22 @@ number of dimensions, one uint32 per dimension, then the data.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import os
 import struct
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from mlnb.errors import DataError
+from mlnb.errors import DataError, describe
 from mlnb.io import atomic_path, refuse_output_over_inputs
 
 UBYTE = 0x08
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
 def _open(path: Path):
@@ -90,6 +93,55 @@ def prepare(train_images, train_labels, test_images, test_labels, out) -> dict[s
     with atomic_path(out) as tmp, open(tmp, "wb") as handle:
         np.savez_compressed(handle, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     return {"train": len(x_train), "test": len(x_test)}
+
+
+@dataclasses.dataclass(frozen=True)
+class MnistArrays:
+    """The four arrays of a prepared ``mnist.npz``: uint8 N x 28 x 28 digits and their labels 0..9."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def read_mnist_npz(path: str | os.PathLike) -> MnistArrays:
+    """The arrays prepare-mnist wrote to ``path``, every key, dtype, shape and label checked.
+
+    The one reader of ``mnist.npz``: what passes here is what :func:`prepare` could have
+    written, so no consumer needs checks of its own.
+    """
+    path = Path(path)
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError(f"a single {loaded.dtype} array of shape {loaded.shape}, not an .npz archive")
+        with loaded as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise DataError(f"{path}: cannot read the MNIST .npz ({describe(error)}; prepare-mnist writes one)") from None
+    for key in NPZ_KEYS:
+        if key not in arrays:
+            raise DataError(f"{path}: no array {key!r} (has {', '.join(sorted(arrays)) or 'none'}; "
+                            f"an MNIST .npz holds {', '.join(NPZ_KEYS)})")
+    for split in ("train", "test"):
+        _check_split(path, split, arrays[f"x_{split}"], arrays[f"y_{split}"])
+    return MnistArrays(**{key: arrays[key] for key in NPZ_KEYS})
+
+
+def _check_split(path: Path, split: str, images: np.ndarray, labels: np.ndarray) -> None:
+    if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE or len(images) == 0:
+        raise DataError(f"{path}: x_{split}: expected N x 28 x 28 digits (N >= 1), got shape {images.shape}")
+    if images.dtype != np.uint8:
+        raise DataError(f"{path}: x_{split}: expected uint8 images, got {images.dtype}")
+    if labels.shape != (len(images),):
+        raise DataError(f"{path}: {len(images)} images in x_{split} but y_{split} has shape {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{path}: y_{split}: labels must be integers, got {labels.dtype}")
+    outside = labels[(labels < 0) | (labels >= NUM_CLASSES)]
+    if outside.size:
+        raise DataError(f"{path}: y_{split}: label {int(outside[0])} outside 0..{NUM_CLASSES - 1} "
+                        f"({outside.size} of {labels.size})")
 
 
 def configure_parser(parser) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 
 from mlnb import tracking
 from mlnb.data.celeba_format import FILES, FRAME_HEIGHT, FRAME_WIDTH
+from mlnb.data.mnist import read_mnist_npz
 from mlnb.errors import DataError, describe
 from mlnb.io import atomic_path
 from mlnb.preview import image_grid, to_uint8
@@ -21,14 +22,8 @@ LABEL_COLOURS = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200]
 
 
 def mnist_summary(npz_path: Path) -> tuple[dict, np.ndarray]:
-    try:
-        with np.load(npz_path) as data:
-            x_train, y_train, x_test = data["x_train"], data["y_train"], data["x_test"]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-        raise DataError(f"{npz_path}: not a readable MNIST .npz with x_train, y_train, x_test "
-                        f"(prepare-mnist writes one; {describe(error)})") from error
-    if x_train.ndim != 3 or y_train.shape != x_train.shape[:1]:
-        raise DataError(f"{npz_path}: x_train {x_train.shape} and y_train {y_train.shape} are not N x H x W and N")
+    data = read_mnist_npz(npz_path)
+    x_train, y_train, x_test = data.x_train, data.y_train, data.x_test
     stats = {
         "train_images": len(x_train),
         "test_images": len(x_test),

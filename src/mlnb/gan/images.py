@@ -1,8 +1,8 @@
 """The DCGAN's training images: packed uint8 arrays, checked, padded to a power-of-two side.
 
 Faces come as the alignment stage's ``faces.npy`` (N x S x S x 3, memory-mapped);
-MNIST as ``mnist.npz`` (``x_train``, N x 28 x 28), padded with black to 32 x 32,
-the next power of two, as the generator doubles its side from 4.
+MNIST as ``mnist.npz`` (its ``x_train``, N x 28 x 28, read and checked by mlnb.data.mnist),
+padded with black to 32 x 32, the next power of two, as the generator doubles its side from 4.
 """
 
 from __future__ import annotations
@@ -12,18 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
+from mlnb.data.mnist import read_mnist_npz
 from mlnb.errors import DataError
-
-NPZ_KEY = "x_train"
 
 
 def _read(path: Path) -> np.ndarray:
+    if path.suffix == ".npz":
+        return read_mnist_npz(path).x_train
     try:
-        if path.suffix == ".npz":
-            with np.load(path) as archive:
-                if NPZ_KEY not in archive:
-                    raise DataError(f"{path}: no {NPZ_KEY!r} array (has {', '.join(archive.files) or 'none'})")
-                return archive[NPZ_KEY]
         return np.load(path, mmap_mode="r")
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None

@@ -25,6 +25,7 @@ import numpy as np
 import PIL.Image
 
 from mlnb import tracking
+from mlnb.data.mnist import MnistArrays, read_mnist_npz
 from mlnb.errors import ConfigError, DataError
 from mlnb.io import atomic_path
 from mlnb.models.backprop import Network, to_numpy
@@ -34,7 +35,6 @@ from mlnb.settings import Settings, add_settings_arguments, settings_from_args
 
 log = logging.getLogger(__name__)
 
-MNIST_KEYS = ("x_train", "y_train", "x_test", "y_test")
 EVAL_BATCH = 10_000
 
 
@@ -66,29 +66,14 @@ def array_namespace(backend: str, device: str = "auto"):
     return array_api_compat.array_namespace(torch.empty(0)), choose_device(device)
 
 
-def load_mnist(path: Path, width: int) -> dict[str, np.ndarray]:
-    """The four arrays of a prepared MNIST ``.npz``, images flattened to rows of ``width`` pixels."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in MNIST_KEYS}
-    except OSError as error:
-        raise DataError(f"{path}: cannot read ({error})") from None
-    except KeyError as error:
-        raise DataError(f"{path}: missing array {error} (expected {', '.join(MNIST_KEYS)})") from None
-    except ValueError as error:
-        raise DataError(f"{path}: not a numpy .npz of arrays ({error})") from None
-    for split in ("train", "test"):
-        images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if len(images) == 0:
-            raise DataError(f"{path}: x_{split} is empty")
-        pixels = int(np.prod(images.shape[1:]))
-        if pixels != width or images.dtype != np.uint8:
-            raise DataError(f"{path}: x_{split} holds {images.dtype} images of shape {images.shape[1:]} "
-                            f"({pixels} pixels); the network's input layer takes {width} uint8 pixels")
-        if labels.shape != (len(images),):
-            raise DataError(f"{path}: {len(images)} images in x_{split} but y_{split} has shape {labels.shape}")
-        arrays[f"x_{split}"] = images.reshape(len(images), width)
-    return arrays
+def load_mnist(path: Path, width: int) -> MnistArrays:
+    """The prepared MNIST ``.npz`` (read and checked by mlnb.data.mnist), images flattened to rows of ``width``."""
+    data = read_mnist_npz(path)
+    pixels = int(np.prod(data.x_train.shape[1:]))
+    if pixels != width:
+        raise DataError(f"{path}: x_train holds {data.x_train.dtype} images of shape {data.x_train.shape[1:]} "
+                        f"({pixels} pixels); the network's input layer takes {width} uint8 pixels")
+    return dataclasses.replace(data, x_train=data.x_train.reshape(-1, width), x_test=data.x_test.reshape(-1, width))
 
 
 def predict_all(net: Network, images) -> np.ndarray:
@@ -104,7 +89,7 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int) 
     return counts
 
 
-def train(settings: MlpSettings, data: dict[str, np.ndarray], seed: int, device: str = "auto", on_epoch=None):
+def train(settings: MlpSettings, data: MnistArrays, seed: int, device: str = "auto", on_epoch=None):
     """Train and evaluate; returns (network, per-epoch records, test predictions, seconds spent training).
 
     ``on_epoch(record)`` receives each epoch's record (epoch, step, train_error, test_accuracy, ...).
@@ -113,10 +98,10 @@ def train(settings: MlpSettings, data: dict[str, np.ndarray], seed: int, device:
     net = Network.initialise(settings.layers, settings.transfers, generator(seed, "mlp", "init"),
                              xp=xp, device=device, dtype=settings.dtype)
     like = net.weights[0]
-    x_train = xp.astype(xp.asarray(data["x_train"], device=device), like.dtype) / 255
-    x_test = xp.astype(xp.asarray(data["x_test"], device=device), like.dtype) / 255
-    y_train = net.targets(data["y_train"])
-    net.targets(data["y_test"])  # refuses test labels outside the output layer's range
+    x_train = xp.astype(xp.asarray(data.x_train, device=device), like.dtype) / 255
+    x_test = xp.astype(xp.asarray(data.x_test, device=device), like.dtype) / 255
+    y_train = net.targets(data.y_train)
+    net.targets(data.y_test)  # refuses test labels outside the output layer's range
     samples, batch = x_train.shape[0], settings.batch_size
     records, step, seconds = [], 0, 0.0
     for epoch in range(1, settings.epochs + 1):
@@ -134,7 +119,7 @@ def train(settings: MlpSettings, data: dict[str, np.ndarray], seed: int, device:
         seconds += elapsed
         predictions = predict_all(net, x_test)
         record = {"epoch": epoch, "step": step, "train_error": error,
-                  "test_accuracy": float(np.mean(predictions == data["y_test"])),
+                  "test_accuracy": float(np.mean(predictions == data.y_test)),
                   "seconds": elapsed, "train_images_per_second": samples / elapsed}
         records.append(record)
         log.info("epoch %d: train error %.4f per image, test accuracy %.4f, %.0f images/s", epoch, error,
@@ -197,13 +182,13 @@ def run(args) -> int:
                                                               "train_images_per_second")}, step=record["step"])
 
         net, records, predictions, seconds = train(settings, data, args.seed, args.device, on_epoch=log_epoch)
-        counts = confusion_matrix(data["y_test"], predictions, settings.layers[-1])
+        counts = confusion_matrix(data.y_test, predictions, settings.layers[-1])
         timed = ("seconds", "train_images_per_second")
-        timing = {"train_seconds": seconds, "train_images_per_second": settings.epochs * len(data["y_train"]) / seconds,
+        timing = {"train_seconds": seconds, "train_images_per_second": settings.epochs * len(data.y_train) / seconds,
                   "epochs": [{key: record[key] for key in ("epoch", *timed)} for record in records]}
         result = {
             "seed": args.seed, "settings": settings.as_dict(), "device": str(array_api_compat.device(net.weights[0])),
-            "train_images": len(data["y_train"]), "test_images": len(data["y_test"]),
+            "train_images": len(data.y_train), "test_images": len(data.y_test),
             "test_accuracy": records[-1]["test_accuracy"],
             "epochs": [{key: value for key, value in record.items() if key not in timed} for record in records],
             "confusion_matrix": counts.tolist(),
@@ -211,7 +196,7 @@ def run(args) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         net.save(args.out / "model.npz")
         plot_confusion(counts, args.out / "confusion.png")
-        grid, wrong = misclassified_grid(data["x_test"], data["y_test"], predictions)
+        grid, wrong = misclassified_grid(data.x_test, data.y_test, predictions)
         with atomic_path(args.out / "misclassified.png") as tmp:
             PIL.Image.fromarray(grid).save(tmp)
         result["misclassified_shown"] = wrong

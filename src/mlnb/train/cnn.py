@@ -19,7 +19,6 @@ import hashlib
 import json
 import logging
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +27,10 @@ import torch
 import torch.nn.functional as F
 
 from mlnb import tracking
-from mlnb.errors import ConfigError, DataError
+from mlnb.data.mnist import MnistArrays, read_mnist_npz
+from mlnb.errors import ConfigError
 from mlnb.io import atomic_path, file_md5
-from mlnb.models.cnn import IMAGE_SIZE, NUM_CLASSES, BlogCNN
+from mlnb.models.cnn import NUM_CLASSES, BlogCNN
 from mlnb.settings import (Settings, add_schema_flags, config_schema, read_section, schema_flag_values)
 from mlnb.stopping import cooperative_stop
 from mlnb.train.checkpoint import Checkpointer, checkpoint_folder
@@ -118,24 +118,6 @@ def cnn_settings_from_args(args) -> CnnSettings:
     return CnnSettings.from_mapping(mapping, origin)
 
 
-def load_mnist(path: Path) -> dict[str, np.ndarray]:
-    """x_train, y_train, x_test, y_test from prepare-mnist's .npz, checked."""
-    try:
-        with np.load(path) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise DataError(f"{path}: cannot read the MNIST .npz ({error})") from None
-    for key in ("x_train", "y_train", "x_test", "y_test"):
-        if key not in arrays:
-            raise DataError(f"{path}: no array {key!r} (has {', '.join(sorted(arrays)) or 'none'})")
-    for key in ("x_train", "x_test"):
-        shape = arrays[key].shape
-        if arrays[key].ndim != 3 or shape[1:] != (IMAGE_SIZE, IMAGE_SIZE) or shape[0] == 0:
-            raise DataError(f"{path}: {key}: expected N x {IMAGE_SIZE} x {IMAGE_SIZE} digits (N >= 1), "
-                            f"got shape {shape}")
-    return arrays
-
-
 def make_optimizer(variant: CnnVariant, model: torch.nn.Module, setup: DeviceSetup) -> torch.optim.Optimizer:
     if variant.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=variant.learning_rate, momentum=variant.momentum,
@@ -197,10 +179,10 @@ def train_variant(args, name: str, variant: CnnVariant, settings: CnnSettings, t
     """Build, restore, train, evaluate, write and log one variant (the steps below, in order)."""
     # 1. data on the device, once
     setup = train.device_setup()
-    arrays = load_mnist(args.data)
-    train_data = DeviceDataset(arrays["x_train"], arrays["y_train"], setup, num_classes=NUM_CLASSES,
+    arrays = read_mnist_npz(args.data)
+    train_data = DeviceDataset(arrays.x_train, arrays.y_train, setup, num_classes=NUM_CLASSES,
                                origin=f"{args.data} train")
-    test_data = DeviceDataset(arrays["x_test"], arrays["y_test"], setup, num_classes=NUM_CLASSES,
+    test_data = DeviceDataset(arrays.x_test, arrays.y_test, setup, num_classes=NUM_CLASSES,
                               origin=f"{args.data} test")
     batches = EpochBatches(len(train_data), variant.batch_size, setup, args.seed, "cnn", name)
 
@@ -296,7 +278,7 @@ def timing_record(name: str, setup: DeviceSetup, result, evaluations: list[dict]
             "steps_to_target": None if reached is None else reached["step"]}
 
 
-def log_results(tracker, args, name: str, arrays: dict[str, np.ndarray], final: Evaluation) -> None:
+def log_results(tracker, args, name: str, arrays: MnistArrays, final: Evaluation) -> None:
     """The model, the result, and (only for a tracked run) the figures."""
     if not tracker.active:
         return
@@ -306,6 +288,6 @@ def log_results(tracker, args, name: str, arrays: dict[str, np.ndarray], final: 
     tracker.log_artifact(args.out / "result.json")
     title = f"cnn-{name}: test accuracy {final.accuracy:.4f}"
     tracker.log_image(confusion_figure(final.confusion, title), "figures/confusion_matrix.png")
-    wrong = misclassified_figure(arrays["x_test"], arrays["y_test"], final.predictions, f"cnn-{name}: misclassified")
+    wrong = misclassified_figure(arrays.x_test, arrays.y_test, final.predictions, f"cnn-{name}: misclassified")
     if wrong is not None:
         tracker.log_image(wrong, "figures/misclassified.png")
