@@ -11,7 +11,7 @@ from augment_helpers import write_nifti_pair, write_picture_pair
 from PIL import Image
 
 from mlnb.augment import CropToSegmentation, Normalise, Resample, Rotate, augment
-from mlnb.augment.io import read_pair, split_name, write_image, write_segmentation
+from mlnb.augment.io import read_pair, write_image, write_segmentation
 from mlnb.errors import DataError
 
 
@@ -67,14 +67,6 @@ def test_palette_segmentations_keep_their_palette(tmp_path):
     write_segmentation(augment(loaded.pair, []), loaded.seg, tmp_path / "out.png")
     written = Image.open(tmp_path / "out.png")
     assert written.mode == "P" and written.getpalette()[:12] == palette_png.getpalette()[:12]
-
-
-def test_split_name():
-    assert split_name("dir/la_003.nii.gz") == ("la_003", ".nii.gz")
-    assert split_name("x.NII") == ("x", ".NII")
-    assert split_name("photo.jpeg") == ("photo", ".jpeg")
-    with pytest.raises(DataError, match=r"scan\.mgz: unsupported file type"):
-        split_name("scan.mgz")
 
 
 def test_bad_files_are_named(tmp_path, anatomical):

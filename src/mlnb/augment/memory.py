@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-
+from mlnb.augment.names import is_nifti, split_name
 from mlnb.errors import ConfigError, DataError
 from mlnb.memory import MIB, available_bytes, describe, to_mb
 
@@ -36,8 +36,6 @@ class Header:
 
 def read_header(path: str | Path, is_seg: bool = False) -> Header:
     """The shape and loaded element size of an image or segmentation, from its header only."""
-    from mlnb.augment.io import is_nifti, split_name
-
     path = Path(path)
     _, extension = split_name(path)
     if is_nifti(extension):
