@@ -129,6 +129,9 @@ CASES = [
     # gather-faces
     ("gather-faces/missing-shard", "gather-faces {missing} --out {tmp}/g", r"missing\.bin"),
     ("gather-faces/shard-not-a-shard", "gather-faces {dir} --out {tmp}/g", r"folder"),
+    # report-faces
+    ("report-faces/nothing-gathered", "report-faces {dir}", r"summary \S*folder/summary\.json: cannot read"),
+    ("report-faces/preview-0", "report-faces {dir} --preview 0", r"preview.*0"),
     # augment
     ("augment/missing-image", "augment {missing} --seg {missing} --out {tmp}/aug", r"missing\.bin"),
     ("augment/image-not-an-image", "augment {text} --seg {text} --out {tmp}/aug", r"notes\.txt"),

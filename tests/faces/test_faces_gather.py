@@ -7,10 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from mlnb.cli import main
-from mlnb.faces.gather import preview_grid
 
 SHARDS = 3
 
@@ -30,7 +28,7 @@ def shard_dirs(celeba_replica, tmp_path_factory) -> list[Path]:
 
 
 def test_gather_joins_shards_in_order(shard_dirs, celeba_replica, tmp_path):
-    assert main(["gather-faces", *map(str, shard_dirs), "--out", str(tmp_path), "--preview", "4"]) == 0
+    assert main(["gather-faces", *map(str, shard_dirs), "--out", str(tmp_path)]) == 0
     faces = np.load(tmp_path / "faces.npy", mmap_mode="r")
     np.testing.assert_array_equal(faces, np.concatenate([np.load(d / "faces.npy") for d in shard_dirs]))
     rows = read_manifest(tmp_path)
@@ -49,29 +47,7 @@ def test_gather_joins_shards_in_order(shard_dirs, celeba_replica, tmp_path):
     assert sum(summary["status"].values()) == len(rows)
     assert summary["reasons_not_aligned"]["unreadable"] == 2  # bad CRC and the member not in the zip
     assert summary["reasons_not_aligned"]["truncated"] == 2
-    assert Image.open(tmp_path / "preview.png").size == (2 * 64 + 3 * 2, 2 * 64 + 3 * 2)  # 2x2, 2 px gaps
-
-
-def test_gather_logs_summary_and_preview_to_mlflow(shard_dirs, tmp_path):
-    mlflow = pytest.importorskip("mlflow")
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    assert main(["init-tracking", "--tracking-uri", uri, "--experiment", "faces-test",
-                 "--out", str(tmp_path / "experiment.json")]) == 0
-    assert main(["gather-faces", *map(str, shard_dirs), "--out", str(tmp_path / "out"),
-                 "--tracking-uri", uri, "--experiment", "faces-test"]) == 0
-    client = mlflow.MlflowClient(tracking_uri=uri)
-    (run,) = client.search_runs([client.get_experiment_by_name("faces-test").experiment_id])
-    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert run.data.metrics["aligned"] == summary["aligned"]
-    assert run.data.metrics["status.bad-image"] == summary["status"]["bad-image"]
-    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"summary.json", "preview.png"}
-
-
-def test_preview_grid_spreads_picks_over_the_set():
-    faces = np.arange(10, dtype=np.uint8)[:, None, None, None] * np.ones((1, 2, 2, 3), dtype=np.uint8)
-    grid = preview_grid(faces, 4)
-    cells = [grid[top, left, 0] for top in (2, 6) for left in (2, 6)]  # 2x2 grid, 2 px gaps
-    assert grid.shape == (10, 10, 3) and cells == [0, 3, 6, 9]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["faces.npy", "manifest.csv", "summary.json"]
 
 
 def test_shard_that_disagrees_with_its_manifest_is_named(shard_dirs, tmp_path, caplog):

@@ -229,6 +229,28 @@ def test_demo_training_runs_through_slurm(cluster, slurm_demo):
     assert list(cnn_runs(folder).values()) == ["FINISHED"]
 
 
+def test_the_logger_plugin_records_the_slurm_jobs(slurm_demo):
+    """Under the Slurm profile the MLflow logger (run by the submitting Snakemake) opens one invocation run
+    with a child run per job, and the training stage on the node logs inside its job's run."""
+    folder, _ = slurm_demo
+    with sqlite3.connect(folder / "results/mlflow/mlflow.db") as db:
+        def tagged(key: str, value: str) -> dict[str, tuple[str, str]]:
+            return {run_id: (name, status) for run_id, name, status in db.execute(
+                "SELECT runs.run_uuid, runs.name, runs.status FROM runs JOIN tags USING (run_uuid) "
+                "WHERE tags.key = ? AND tags.value = ?", (key, value))}
+
+        def parent(run_id: str) -> str:
+            return db.execute("SELECT value FROM tags WHERE run_uuid = ? AND key = 'mlflow.parentRunId'",
+                              (run_id,)).fetchone()[0]
+
+        invocations, jobs = tagged("mlnb.kind", "invocation"), tagged("mlnb.kind", "job")
+        (stage_run,) = cnn_runs(folder)
+    assert [status for _, status in invocations.values()] == ["FINISHED"], invocations
+    assert {status for _, status in jobs.values()} == {"FINISHED"}, jobs
+    assert all(parent(run_id) in invocations for run_id in jobs)
+    assert jobs[parent(stage_run)][0] == "train_cnn_fast", jobs
+
+
 def test_preempted_training_resumes_through_slurm(cluster, slurm_demo, tmp_path):
     """SIGUSR1 through Slurm to the running training job's steps (what ``--signal=USR1@180`` does before
     the time limit): the job checkpoints and fails, the profile's retry resumes it in a new Slurm job.

@@ -322,8 +322,9 @@ DCGAN_FACES = {"dcgan_real_stats": 1, "train_dcgan": 1}
     ("augment:\n  threads: 2\n", {}),
     ("mlflow:\n  timeout: 5\n", {}),
     # stage settings: that stage's jobs and what depends on them, nothing else
-    ("faces:\n  preview: 5\n", {"gather_faces": 1, **DCGAN_FACES, "all": 1}),
-    ("faces:\n  upsample: 1\n", {"align_faces": DEMO_SHARDS, "gather_faces": 1, **DCGAN_FACES, "all": 1}),
+    ("faces:\n  preview: 5\n", {"report_faces": 1, "all": 1}),
+    ("faces:\n  upsample: 1\n", {"align_faces": DEMO_SHARDS, "gather_faces": 1, "report_faces": 1, **DCGAN_FACES,
+                                   "all": 1}),
     ("augment:\n  copies: 3\n", {"augment_case": DEMO_CASES, "gather_augment": 1, "all": 1}),
     # training: how a job runs plans nothing; a variant's edit reruns that variant and the ladder
     ("train:\n  threads: 1\n  gpu: 1\n  checkpoint_every: 7\n", {}),

@@ -1,8 +1,9 @@
 # Faces stage: detect, landmark and align every CelebA image with dlib and
 # OpenFace's geometry. Scatter: faces.shards jobs, each reading its contiguous
 # share of the index straight from the zip (never one job per image). Gather:
-# one memory-mappable uint8 array, one manifest in index order, a preview grid
-# and a summary logged to MLflow.
+# one memory-mappable uint8 array, one manifest in index order and a summary
+# (the shards are temporary: deleted once gathered). Report: a preview grid, and
+# the summary logged to MLflow (a preview edit reruns only the report).
 
 FACES_DIR = "results/faces/celeba"
 FACES_SHARD_DIRS = [f"{FACES_DIR}/shards/{shard}" for shard in range(config["faces"]["shards"])]
@@ -18,8 +19,8 @@ rule align_faces:
         images=raw("celeba", "images"),
         index="results/data/celeba/index.csv",
     output:
-        faces=f"{FACES_DIR}/shards/{{shard}}/faces.npy",
-        manifest=f"{FACES_DIR}/shards/{{shard}}/manifest.csv",
+        faces=temp(f"{FACES_DIR}/shards/{{shard}}/faces.npy"),
+        manifest=temp(f"{FACES_DIR}/shards/{{shard}}/manifest.csv"),
     log:
         "results/logs/faces/celeba/align_{shard}.log",
     benchmark:
@@ -41,15 +42,11 @@ rule align_faces:
 
 rule gather_faces:
     input:
-        EXPERIMENT_MARKER,
         faces=[f"{shard}/faces.npy" for shard in FACES_SHARD_DIRS],
         manifests=[f"{shard}/manifest.csv" for shard in FACES_SHARD_DIRS],
-        images=raw("celeba", "images"),
-        index="results/data/celeba/index.csv",
     output:
         faces=f"{FACES_DIR}/faces.npy",
         manifest=f"{FACES_DIR}/manifest.csv",
-        preview=report(f"{FACES_DIR}/preview.png", category="Faces"),
         summary=f"{FACES_DIR}/summary.json",
     log:
         "results/logs/faces/celeba/gather.log",
@@ -63,11 +60,32 @@ rule gather_faces:
     params:
         shards=lambda wildcards, input: [str(Path(faces).parent) for faces in input.faces],
         out=lambda wildcards, output: Path(output.faces).parent,
+    shell:
+        "mlnb gather-faces {params.shards} --out {params.out} > {log} 2>&1"
+
+
+rule report_faces:
+    input:
+        EXPERIMENT_MARKER,
+        faces=f"{FACES_DIR}/faces.npy",
+        summary=f"{FACES_DIR}/summary.json",
+        images=raw("celeba", "images"),
+        index="results/data/celeba/index.csv",
+    output:
+        preview=report(f"{FACES_DIR}/preview.png", category="Faces"),
+    log:
+        "results/logs/faces/celeba/report.log",
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/mlnb.yaml"
+    params:
+        folder=lambda wildcards, input: Path(input.faces).parent,
         settings=settings_json("faces", "preview"),
         tracking=tracking_args("faces-celeba", faces=settings_json("faces")),
     shell:
         job_shell(
-            "mlnb gather-faces {params.shards} --out {params.out} --settings {params.settings:q} "
-            "{params.tracking} --input-file celeba_zip={input.images} --input-file celeba_index={input.index} "
-            "> {log} 2>&1"
+            "mlnb report-faces {params.folder} --settings {params.settings:q} {params.tracking} "
+            "--input-file celeba_zip={input.images} --input-file celeba_index={input.index} > {log} 2>&1"
         )

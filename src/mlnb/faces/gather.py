@@ -1,8 +1,10 @@
-"""``mlnb gather-faces``: join aligned shards into one array, one manifest, a preview and a summary.
+"""``mlnb gather-faces``: join aligned shards into one array, one manifest and a summary.
 
 Shards are joined in the order given (the shard order), so the gathered manifest
 keeps the input order; each shard's ``index`` is shifted by the faces before it.
 Faces are copied in blocks from memory-mapped shard arrays: memory stays flat.
+The preview and the MLflow record are ``mlnb report-faces`` (a preview edit must
+not rewrite the faces, nor rerun what trains on them).
 """
 
 from __future__ import annotations
@@ -15,16 +17,11 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from mlnb import tracking
 from mlnb.errors import DataError
 from mlnb.faces.packing import stream_npy
 from mlnb.faces.pipeline import ALIGNED, MANIFEST_COLUMNS, manifest_writer
-from mlnb.faces.settings import FacesSettings
 from mlnb.io import atomic_path
-from mlnb.preview import image_grid
-from mlnb.settings import add_settings_arguments, settings_from_args
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +33,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("shards", nargs="+", metavar="SHARD_DIR",
                         help="shard directories (faces.npy + manifest.csv), in order")
     parser.add_argument("--out", required=True, help="output directory")
-    add_settings_arguments(parser, FacesSettings)  # of which gather uses preview
-    tracking.add_tracking_arguments(parser)
 
 
 def read_manifest(path: Path) -> list[dict[str, str]]:
@@ -80,14 +75,6 @@ def face_size(shards: list[Path]) -> int:
     if len(shape) != 3 or shape[0] != shape[1] or shape[2] != 3:
         raise DataError(f"shards {', '.join(map(str, shards))} hold arrays of {shape}, not square RGB faces")
     return shape[0]
-
-
-def preview_grid(faces: np.ndarray, count: int) -> np.ndarray:
-    """Up to ``count`` faces spread evenly over the set, tiled in a near-square grid."""
-    if len(faces) == 0:
-        return np.zeros((1, 1, 3), dtype=np.uint8)
-    picks = np.unique(np.linspace(0, len(faces) - 1, min(count, len(faces))).round().astype(int))
-    return image_grid(np.asarray(faces[picks]))
 
 
 class Summary:
@@ -150,22 +137,9 @@ def gather(shards: list[Path], out: Path) -> Summary:
 
 def run(args: argparse.Namespace) -> int:
     shards, out = [Path(s) for s in args.shards], Path(args.out)
-    preview = settings_from_args(FacesSettings, args).preview
-    with tracking.tracked_run(args, "faces", params={"shards": len(shards), "preview": preview}) as tracker:
-        summary = gather(shards, out).as_dict()
-        grid = preview_grid(load_faces(out / "faces.npy"), preview)
-        with atomic_path(out / "preview.png") as tmp:
-            Image.fromarray(grid).save(tmp)
-        with atomic_path(out / "summary.json") as tmp:
-            tmp.write_text(json.dumps(summary, indent=2) + "\n")
-        tracker.log_metrics({
-            "images": summary["images"], "aligned": summary["aligned"],
-            "aligned_fraction": summary["aligned_fraction"], "several_faces": summary["several_faces"],
-            **{f"status.{k}": v for k, v in summary["status"].items()},
-            **{f"method.{k}": v for k, v in summary["method"].items()},
-        })
-        tracker.log_dict(summary, "summary.json")
-        tracker.log_image(grid, "preview.png")
+    summary = gather(shards, out).as_dict()
+    with atomic_path(out / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
     log.info("gathered %d shards: %d images, %d aligned (%s); wrote %s", len(shards), summary["images"],
              summary["aligned"], ", ".join(f"{k} {v}" for k, v in summary["method"].items()), out)
     return 0
