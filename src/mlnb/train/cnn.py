@@ -36,6 +36,7 @@ from mlnb.stopping import cooperative_stop
 from mlnb.train.checkpoint import Checkpointer, checkpoint_folder
 from mlnb.train.data import DeviceDataset, EpochBatches
 from mlnb.train.device import DeviceSetup, build_model, generator, maybe_compile, torch_threads
+from mlnb.train.distributed import World, launched_world, main_run, process_group
 from mlnb.train.loop import Hook, TrainingLoop
 from mlnb.train.settings import TrainSettings, add_train_arguments, train_settings_from_args
 
@@ -167,18 +168,26 @@ def run(args) -> int:
     began = time.perf_counter()
     settings, train = cnn_settings_from_args(args), train_settings_from_args(args)
     variant = settings.variant(args.variant)
-    with torch_threads(train.threads):
-        summary = train_variant(args, args.variant, variant, settings, train, began)
+    world = launched_world()
+    setup = train.device_setup(world)
+    with process_group(world, setup.device) as world, torch_threads(world.threads(train.threads)):
+        summary = train_variant(args, args.variant, variant, settings, train, began, setup, world)
+    if summary is None:  # not rank 0 of a data-parallel job
+        return 0
     print(f"cnn-{args.variant}: test accuracy {summary['test_accuracy']:.4f} after {variant.steps} steps "
           f"-> {args.out}")
     return 0
 
 
 def train_variant(args, name: str, variant: CnnVariant, settings: CnnSettings, train: TrainSettings,
-                  began: float) -> dict[str, Any]:
-    """Build, restore, train, evaluate, write and log one variant (the steps below, in order)."""
+                  began: float, setup: DeviceSetup, world: World = World()) -> dict[str, Any] | None:
+    """Build, restore, train, evaluate, write and log one variant (the steps below, in order).
+
+    In a data-parallel job every process trains on its shard of each batch; rank 0 alone evaluates,
+    logs and writes, and returns the summary (the others None).
+    """
     # 1. data on the device, once
-    setup = train.device_setup()
+    world.check_divisible(variant.batch_size, f"cnn.variants.{name}.batch_size")
     arrays = read_mnist_npz(args.data)
     train_data = DeviceDataset(arrays.x_train, arrays.y_train, setup, num_classes=NUM_CLASSES,
                                origin=f"{args.data} train")
@@ -189,7 +198,8 @@ def train_variant(args, name: str, variant: CnnVariant, settings: CnnSettings, t
     # 2. model, optimizer, schedule, dropout generator; restored from a checkpoint when there is one
     dropout_generator = generator(setup, args.seed, "cnn", name, "dropout")
     model = build_model(lambda: BlogCNN(batch_norm=variant.batch_norm, batch_norm_decay=variant.batch_norm_decay,
-                                        dropout=variant.dropout, dropout_generator=dropout_generator),
+                                        dropout=variant.dropout, dropout_generator=dropout_generator,
+                                        dropout_shard=(world.rank, world.size)),
                         setup, args.seed, "cnn", name)
     optimizer = make_optimizer(variant, model, setup)
     scheduler = make_scheduler(variant, optimizer)
@@ -200,10 +210,10 @@ def train_variant(args, name: str, variant: CnnVariant, settings: CnnSettings, t
         schedulers={"schedule": scheduler} if scheduler else {}, generators={"dropout": dropout_generator})
     resumed = checkpointer.restore(setup.device)
     evaluations = list(resumed.extra.get("evaluations", [])) if resumed else []
-    network = maybe_compile(model, variant.compile)
+    network = maybe_compile(world.wrap(model, setup.device), variant.compile)
 
     def train_step(step: int) -> dict[str, torch.Tensor]:
-        images, labels = train_data.batch(batches.indices(step))
+        images, labels = train_data.batch(world.shard(batches.indices(step)))
         with setup.autocast():
             logits = network(images)
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=variant.label_smoothing)
@@ -227,17 +237,21 @@ def train_variant(args, name: str, variant: CnnVariant, settings: CnnSettings, t
               "train_images": len(train_data), "test_images": len(test_data),
               "train": {key: value for key, value in train.as_dict().items() if key not in OPERATIONAL}}
     tags = {"mlnb.rule": args.rule, "mlnb.model": "cnn", "mlnb.variant": name}
-    with tracking.tracked_run(args, f"cnn-{name}", params=params, run_id=resumed.run_id if resumed else None,
-                              inputs={"mnist": args.data}, tags=tags) as tracker:
-        log.info("cnn-%s on %s: %d train, %d test digits, %d steps of %d", name, setup.describe(),
-                 len(train_data), len(test_data), variant.steps, variant.batch_size)
+    with main_run(world, args, f"cnn-{name}", params=params, run_id=resumed.run_id if resumed else None,
+                  inputs={"mnist": args.data}, tags=tags) as tracker:
+        log.info("cnn-%s on %s (process %d of %d): %d train, %d test digits, %d steps of %d", name,
+                 setup.describe(), world.rank + 1, world.size, len(train_data), len(test_data), variant.steps,
+                 variant.batch_size)
         hooks = (Hook(variant.eval_every, timed_evaluation),) if variant.eval_every else ()
         with cooperative_stop() as stop:
             loop = TrainingLoop(total_steps=variant.steps, images_per_step=variant.batch_size,
                                 log_every=train.log_every, checkpoint_every=train.checkpoint_every,
                                 checkpointer=checkpointer, tracker=tracker, device=setup.device, stop=stop,
-                                hooks=hooks, extra={"evaluations": evaluations}, description=f"cnn-{name}")
+                                hooks=hooks, extra={"evaluations": evaluations}, description=f"cnn-{name}",
+                                world=world)
             result = loop.run(train_step, resumed)
+        if not world.is_main:
+            return None
 
         # 4. final evaluation, outputs, and what the run logs about them
         final = evaluate(model, test_data, setup, settings.eval_batch)

@@ -8,6 +8,12 @@ their means every ``log_every`` steps, call the command's periodic hooks
 the end, and stop cleanly between two steps when a stop was requested
 (:mod:`mlnb.stopping`): checkpoint, flush the metrics, raise ``Stopped``.
 
+In a data-parallel job (:mod:`mlnb.train.distributed`) every process runs the
+loop: the metrics are averaged over the processes before they are logged or
+checkpointed, the processes agree on a stop after every step, and only rank 0
+runs the hooks, logs and writes the checkpoint (the others wait for it when
+they stop).
+
 Steps are numbered from 1; metrics of step s are logged with ``step=s``. The
 running sums and the training time travel in the checkpoint, so a resumed run
 logs exactly the values, at exactly the steps, of an uninterrupted one.
@@ -28,6 +34,7 @@ from tqdm import tqdm
 from mlnb.errors import ConfigError
 from mlnb.stopping import Stopped
 from mlnb.train.checkpoint import Checkpointer, Resumed
+from mlnb.train.distributed import World
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +90,7 @@ class TrainingLoop:
     def __init__(self, *, total_steps: int, images_per_step: int, log_every: int, checkpoint_every: int,
                  checkpointer: Checkpointer, tracker, device: torch.device, stop=None,
                  hooks: tuple[Hook, ...] = (), extra: Mapping[str, Any] | None = None,
-                 description: str = "train"):
+                 description: str = "train", world: World = World()):
         """``extra``: more state kept in every checkpoint (e.g. a DCGAN's fixed z); read it back from
         ``Resumed.extra`` before building the loop."""
         for name, value in (("steps", total_steps), ("log_every", log_every),
@@ -93,7 +100,7 @@ class TrainingLoop:
         self.total_steps, self.images_per_step = total_steps, images_per_step
         self.log_every, self.checkpoint_every = log_every, checkpoint_every
         self.checkpointer, self.tracker, self.device, self.stop = checkpointer, tracker, device, stop
-        self.hooks, self.description = hooks, description
+        self.hooks, self.description, self.world = hooks, description, world
         self.extra = dict(extra or {})
         self.means = MetricMeans()
         self.train_seconds = 0.0  # time spent in steps only (not in hooks or checkpoints)
@@ -102,7 +109,7 @@ class TrainingLoop:
     def run(self, step_fn: StepFn, resumed: Resumed | None = None) -> LoopResult:
         start = self._restore(resumed)
         bar = tqdm(total=self.total_steps, initial=start, desc=self.description, unit="step",
-                   disable=None, file=sys.stderr, dynamic_ncols=True)
+                   disable=None if self.world.is_main else True, file=sys.stderr, dynamic_ncols=True)
         try:
             for step in range(start + 1, self.total_steps + 1):
                 self._timed_step(step_fn, step)
@@ -110,14 +117,16 @@ class TrainingLoop:
                 last = step == self.total_steps
                 if step % self.log_every == 0 or last:
                     self._log(step, bar)
-                for hook in self.hooks:
+                for hook in self.hooks if self.world.is_main else ():
                     if step % hook.every == 0 or last:
                         self._run_hook(hook, step)
-                if self.stop is not None and self.stop.requested:
+                stop_signal = self._stop_signal()
+                if stop_signal is not None:
                     self._checkpoint(step)
+                    self.world.barrier()  # every process exits once the checkpoint is written
                     log.warning("%s: stopped by %s after step %d (checkpoint written)",
-                                self.description, self.stop.signal, step)
-                    raise Stopped(self.stop.signal)
+                                self.description, stop_signal, step)
+                    raise Stopped(stop_signal)
                 if step % self.checkpoint_every == 0 or last:
                     self._checkpoint(step)
         finally:
@@ -152,12 +161,23 @@ class TrainingLoop:
         return (step == self.total_steps or any(step % interval == 0 for interval in every)
                 or (self.stop is not None and self.stop.requested))
 
+    def _stop_signal(self) -> str | None:
+        """The signal to stop for after this step: the same on every process."""
+        if self.stop is None:
+            return None
+        return self.world.agreed_stop(self.stop.signal if self.stop.requested else None)
+
+    def _average_means(self) -> None:
+        """Every process's running sums become their mean over the processes (a no-op in one process)."""
+        self.means.sums = self.world.average(self.means.sums, self.device)
+
     def _log(self, step: int, bar: tqdm) -> None:
+        self._average_means()
         self.last_metrics = self.means.take()
         self.tracker.log_metrics(self.last_metrics, step=step)
         shown = {name: f"{value:.4g}" for name, value in self.last_metrics.items()}
         bar.set_postfix(shown, refresh=False)
-        if bar.disable:  # no terminal: one line per log step instead of a bar
+        if bar.disable and self.world.is_main:  # no terminal: one line per log step instead of a bar
             log.info("%s step %d/%d %s", self.description, step, self.total_steps,
                      " ".join(f"{name}={value}" for name, value in shown.items()))
 
@@ -167,6 +187,9 @@ class TrainingLoop:
             self.tracker.log_metrics(metrics, step=step)
 
     def _checkpoint(self, step: int) -> None:
+        self._average_means()  # the sums a resumed run continues, with any number of processes
+        if not self.world.is_main:
+            return
         loop_state = {"means": self.means.state_dict(), "train_seconds": self.train_seconds,
                       "last_metrics": self.last_metrics}
         self.checkpointer.save(step, self.tracker.run_id, extra={**self.extra, "loop": loop_state})

@@ -6,6 +6,7 @@ import dataclasses
 
 from mlnb.settings import Settings, add_settings_arguments, settings_from_args
 from mlnb.train.device import DeviceSetup, choose_device
+from mlnb.train.distributed import World, rank_device
 
 OPTION = "train-settings"
 
@@ -21,9 +22,12 @@ class TrainSettings(Settings):
     log_every: int
     checkpoint_every: int
 
-    def device_setup(self) -> DeviceSetup:
-        """bf16 and channels_last apply on CUDA only: on the CPU they would only slow training down."""
-        device = choose_device(self.device)
+    def device_setup(self, world: World = World()) -> DeviceSetup:
+        """bf16 and channels_last apply on CUDA only: on the CPU they would only slow training down.
+
+        In a data-parallel job each process gets its own GPU (``cuda:LOCAL_RANK``, see mlnb.train.distributed).
+        """
+        device = rank_device(world, choose_device(self.device))
         on_cuda = device.type == "cuda"
         return DeviceSetup(device, bf16=self.bf16 and on_cuda, channels_last=self.channels_last and on_cuda)
 

@@ -1,0 +1,197 @@
+"""Data-parallel training (mlnb.train.distributed): the shard logic, the collectives in two real processes,
+and `mlnb train-cnn` under torchrun with 2 CPU processes (gloo) against a single-process run."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import pytest
+import torch
+import torch.multiprocessing
+
+from mlnb.errors import ConfigError
+from mlnb.models.cnn import SeededDropout
+from mlnb.train.checkpoint import load_checkpoint
+from mlnb.train.distributed import World, launched_world, launcher, process_group, torchrun_options
+
+
+# --- one process: the shard logic and the launch -------------------------------------------------------------
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4])
+def test_the_shards_of_the_ranks_are_disjoint_and_make_up_the_global_batch_in_order(size):
+    batch = torch.randperm(24, generator=torch.Generator().manual_seed(size))
+    shards = [World(rank=rank, size=size).shard(batch) for rank in range(size)]
+    assert {len(shard) for shard in shards} == {24 // size}
+    assert torch.equal(torch.cat(shards), batch)  # the union, in order: the global batch
+    assert len(set(torch.cat(shards).tolist())) == 24  # no index in two shards
+
+
+def test_a_batch_that_does_not_split_evenly_is_refused():
+    with pytest.raises(ValueError, match="10 does not split into 4"):
+        World(rank=0, size=4).shard(torch.arange(10))
+    with pytest.raises(ConfigError, match=r"cnn\.variants\.x\.batch_size: batch size 50 does not split into "
+                                          r"the job's 4 data-parallel processes"):
+        World(rank=1, size=4).check_divisible(50, "cnn.variants.x.batch_size")
+    World(rank=1, size=4).check_divisible(64, "dcgan.batch_size")
+
+
+def test_sharded_dropout_masks_are_slices_of_the_single_process_mask():
+    x = torch.ones(6, 5)
+    whole = SeededDropout(0.5, torch.Generator().manual_seed(3))(x)
+    parts = [SeededDropout(0.5, torch.Generator().manual_seed(3), shard=(rank, 3))(x[:2]) for rank in range(3)]
+    assert torch.equal(torch.cat(parts), whole)
+
+
+def test_the_world_comes_from_torchruns_variables():
+    assert launched_world({}) == World(rank=0, size=1, local_rank=0)
+    assert launched_world({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}) == World(3, 4, 1)
+    with pytest.raises(ConfigError, match="RANK 4 / WORLD_SIZE 4"):
+        launched_world({"RANK": "4", "WORLD_SIZE": "4", "LOCAL_RANK": "0"})
+    with pytest.raises(ConfigError, match="must be integers"):
+        launched_world({"RANK": "x", "WORLD_SIZE": "2"})
+
+
+def test_one_process_runs_the_command_itself_more_run_under_torchrun_forwarding_sigusr1():
+    assert launcher(1) == ""
+    assert launcher(4) == "torchrun " + " ".join(torchrun_options(4)) + " --no-python "
+    assert "--nproc-per-node=4" in launcher(4) and "SIGUSR1" in launcher(4) and "--standalone" in launcher(4)
+    with pytest.raises(ConfigError, match="train.processes: must be >= 1"):
+        launcher(0)
+
+
+def test_one_process_has_no_process_group_and_its_collectives_change_nothing():
+    world = World()
+    with process_group(world, torch.device("cpu")) as joined:
+        assert joined == world and not torch.distributed.is_initialized()
+        values = {"loss": torch.tensor(2.5)}
+        assert world.average(values, torch.device("cpu")) == values
+        assert world.agreed_stop(None) is None and world.agreed_stop("SIGTERM") == "SIGTERM"
+        world.barrier()
+        model = torch.nn.Linear(2, 2)
+        assert world.wrap(model, torch.device("cpu")) is model
+        assert world.threads(3) == 3
+    assert World(size=4).threads(3) == 1 and World(size=2).threads(8) == 4
+
+
+# --- two processes (gloo): the collectives --------------------------------------------------------------------
+
+def _collectives(rank: int, size: int, init_file: str, results) -> None:
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=size)
+    try:
+        world = World(rank=rank, size=size)
+        mean = world.average({"loss": torch.tensor(float(rank + 1)), "accuracy": torch.tensor(rank * 0.5)},
+                             torch.device("cpu"))
+        stop = world.agreed_stop("SIGUSR1" if rank == 1 else None)  # only rank 1 got the signal
+        quiet = world.agreed_stop(None)
+        results.put((rank, float(mean["loss"]), float(mean["accuracy"]), stop, quiet))
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_two_processes_average_their_metrics_and_all_stop_when_one_got_a_signal(tmp_path):
+    context = torch.multiprocessing.get_context("spawn")
+    results = context.SimpleQueue()
+    torch.multiprocessing.start_processes(_collectives, args=(2, str(tmp_path / "init"), results), nprocs=2,
+                                          start_method="spawn")
+    answers = sorted(results.get() for _ in range(2))
+    assert answers == [(0, 1.5, 0.25, "SIGUSR1", None), (1, 1.5, 0.25, "SIGUSR1", None)]
+
+
+# --- mlnb train-cnn under torchrun ----------------------------------------------------------------------------
+
+VARIANT = ["--batch-size", "10", "--optimizer", "adam", "--schedule", "one-cycle", "--dropout", "0.3",
+           "--eval-every", "20", "--log-every", "10", "--checkpoint-every", "20"]
+
+
+def cnn_command(tmp_path, data, name, uri, steps, processes=1):
+    launch = [sys.executable, "-m", "torch.distributed.run", *torchrun_options(processes)] if processes > 1 \
+        else [sys.executable]
+    return [*launch, "-m", "mlnb.cli", "train-cnn", "--data", data, "--variant", "ddp", "--seed", "3",
+            "--out", str(tmp_path / name), "--checkpoint-dir", str(tmp_path / "checkpoints" / name),
+            "--device", "cpu", "--threads", str(processes), "--tracking-uri", uri, "--experiment", "tests",
+            "--steps", str(steps), *VARIANT]
+
+
+def runs_of(uri):
+    client = mlflow.MlflowClient(uri)
+    return client, client.search_runs([client.get_experiment_by_name("tests").experiment_id])
+
+
+def metric_steps(client, run):
+    return {key: sorted(m.step for m in client.get_metric_history(run.info.run_id, key)) for key in run.data.metrics}
+
+
+def weights(folder):
+    return torch.load(folder / "model.pt", weights_only=True)
+
+
+def assert_close_weights(first, second):
+    """The same training up to float rounding: the gradients are averaged over the shards."""
+    assert first.keys() == second.keys()
+    for name in first:
+        torch.testing.assert_close(first[name], second[name], rtol=1e-4, atol=1e-4, msg=name)
+
+
+def test_two_processes_log_one_run_like_a_single_process_run_and_train_the_same_model(tmp_path, mnist_npz,
+                                                                                        mlflow_uri):
+    two = subprocess.run(cnn_command(tmp_path, mnist_npz, "two", mlflow_uri, 60, processes=2),
+                         capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    client, (run,) = runs_of(mlflow_uri)  # one MLflow run, from rank 0
+    assert run.info.status == "FINISHED" and run.data.tags["mlnb.processes"] == "2"
+    assert two.stdout.count("test accuracy") == 1  # rank 0 alone reports
+
+    one = subprocess.run(cnn_command(tmp_path, mnist_npz, "one", mlflow_uri, 60), capture_output=True, text=True,
+                         timeout=300)
+    assert one.returncode == 0, one.stderr[-3000:]
+    client, runs = runs_of(mlflow_uri)
+    (single,) = [r for r in runs if r.info.run_id != run.info.run_id]
+    assert single.data.tags["mlnb.processes"] == "1"
+    assert metric_steps(client, run) == metric_steps(client, single)  # the same metrics at the same steps
+    assert metric_steps(client, run)["train_loss"] == [10, 20, 30, 40, 50, 60]
+    assert run.data.params == single.data.params
+    assert_close_weights(weights(tmp_path / "two"), weights(tmp_path / "one"))
+    for key in ("train_loss", "train_accuracy", "test_loss"):
+        assert run.data.metrics[key] == pytest.approx(single.data.metrics[key], rel=1e-3, abs=1e-4), key
+
+
+@pytest.mark.slow  # four training runs, two of them in two processes: over a minute
+def test_a_two_process_run_stopped_by_sigusr1_resumes_in_one_process_to_the_end(tmp_path, mnist_npz, mlflow_uri):
+    steps = 400
+    launcher_process = subprocess.Popen(cnn_command(tmp_path, mnist_npz, "run", mlflow_uri, steps, processes=2),
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    last = tmp_path / "checkpoints" / "run" / "last.pt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and launcher_process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # the first checkpoint (step 20) is written: the run is under way
+    launcher_process.send_signal(signal.SIGUSR1)  # as Slurm's --signal=USR1 warns torchrun; it forwards it
+    output, _ = launcher_process.communicate(timeout=180)
+    assert launcher_process.returncode != 0, output
+    assert output.count("stopped by SIGUSR1 after step") == 2, output[-3000:]  # both processes, the same step
+    stopped_at = load_checkpoint(last)["step"]
+    assert f"stopped by SIGUSR1 after step {stopped_at} (checkpoint written)" in output
+    assert 20 <= stopped_at < steps
+    client, (run,) = runs_of(mlflow_uri)
+    assert run.info.status == "KILLED" and run.data.tags["mlnb.stopped"] == "SIGUSR1"
+    assert not (tmp_path / "run" / "result.json").exists()
+
+    resumed = subprocess.run(cnn_command(tmp_path, mnist_npz, "run", mlflow_uri, steps), capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming from {last} at step {stopped_at}" in resumed.stderr
+    client, runs = runs_of(mlflow_uri)
+    assert [r.info.run_id for r in runs] == [run.info.run_id]  # the same run, continued in one process
+    finished = client.get_run(run.info.run_id)
+    assert finished.info.status == "FINISHED" and finished.data.tags["mlnb.processes"] == "1"
+    for key in ("train_loss", "learning_rate"):  # every logged step once: none repeated, none lost
+        assert metric_steps(client, finished)[key] == list(range(10, steps + 1, 10)), key
+    assert metric_steps(client, finished)["test_accuracy"] == list(range(20, steps + 1, 20))
+
+    uninterrupted = subprocess.run(cnn_command(tmp_path, mnist_npz, "whole", mlflow_uri, steps),
+                                   capture_output=True, text=True, timeout=300)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
+    assert_close_weights(weights(tmp_path / "run"), weights(tmp_path / "whole"))
