@@ -184,6 +184,39 @@ def test_save_and_load_round_trip(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["net.npz"]
 
 
+def test_state_dict_carries_momentum_so_the_next_step_is_the_same():
+    """A network restored from state_dict takes exactly the step the original takes (on torch: the same step,
+    to the last bits in which torch's and numpy's matrix products differ)."""
+    net = Network.initialise((4, 3, 2), ["sigmoid", "sigmoid"], generator(13, "state"), dtype="float64")
+    inputs, targets = batch(5, 4, 2)
+    net.train_step(inputs, targets, 0.5, momentum=0.9)
+    state = net.state_dict()
+    assert sorted(state) == ["bias_steps_0", "bias_steps_1", "biases_0", "biases_1", "weight_steps_0",
+                             "weight_steps_1", "weights_0", "weights_1"]
+    again = Network.initialise((4, 3, 2), ["sigmoid", "sigmoid"], generator(14, "other"), dtype="float64")
+    on_torch = Network.initialise((4, 3, 2), ["sigmoid", "sigmoid"], generator(15, "other"), xp=TORCH,
+                                  dtype="float64")
+    again.load_state_dict(state)
+    on_torch.load_state_dict(state)
+    for other in (again, on_torch):
+        other.train_step(other.xp.asarray(inputs), other.xp.asarray(targets), 0.5, momentum=0.9)
+    net.train_step(inputs, targets, 0.5, momentum=0.9)
+    for layer in range(2):
+        np.testing.assert_array_equal(again.weights[layer], net.weights[layer])
+        np.testing.assert_allclose(to_numpy(on_torch.weights[layer]), net.weights[layer], rtol=1e-13, atol=1e-15)
+
+
+def test_load_state_dict_refuses_another_network():
+    small = Network.initialise((4, 3, 2), ["sigmoid", "sigmoid"], generator(13, "state"))
+    wide = Network.initialise((4, 5, 2), ["sigmoid", "sigmoid"], generator(13, "state"))
+    with pytest.raises(DataError, match=r"network state weights_0: torch\.float64 \(5, 4\), expected torch\.float64 "
+                                        r"\(3, 4\)"):
+        small.load_state_dict(wide.state_dict())
+    deeper = Network.initialise((4, 3, 3, 2), ["sigmoid"] * 3, generator(13, "state"))
+    with pytest.raises(DataError, match=r"network state holds .*weights_2.*, expected"):
+        small.load_state_dict(deeper.state_dict())
+
+
 def test_load_refuses_a_file_that_is_not_a_network(tmp_path):
     np.savez(tmp_path / "other.npz", x=np.zeros(3))
     with pytest.raises(DataError, match=r"other\.npz: not a saved network"):

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 
 import mlflow
 import numpy as np
 import pytest
+import torch
 
 from mlnb import cli
 from mlnb.data.mnist import MnistArrays
 from mlnb.errors import ConfigError, DataError
 from mlnb.models.backprop import Network
-from mlnb.models.mlp import MlpSettings, confusion_matrix, load_mnist, train
+from mlnb.models.mlp import MlpSettings, MlpTraining, confusion_matrix, load_mnist
 from mlnb.rng import generator
+from mlnb.stopping import Stopped, cooperative_stop
+from mlnb.tracking import Tracker
+from mlnb.train.checkpoint import Checkpointer
 
 SEED = 7
 
@@ -44,14 +50,24 @@ def settings(**overrides) -> MlpSettings:
     return MlpSettings.from_mapping({"layers": [784, 16, 10], "epochs": 3, **overrides})
 
 
+def train(settings: MlpSettings, data, seed: int, checkpoints, device: str = "auto", checkpoint_every: int = 1000,
+          stop=None):
+    """(network, epoch records, test predictions, training seconds) of a run checkpointed to ``checkpoints``
+    (resumed from there when it holds a checkpoint), untracked."""
+    training = MlpTraining(settings, data, seed, device)
+    checkpointer = Checkpointer(checkpoints, fingerprint=training.fingerprint("test data"), models={"mlp": training})
+    result = training.run(checkpointer, checkpointer.restore(), Tracker(), checkpoint_every, stop)
+    return training.net, training.records, training.predict_test(), result.train_seconds
+
+
 def test_defaults_are_784_100_10_with_mini_batches():
     defaults = MlpSettings.from_mapping({})
     assert defaults.layers == (784, 100, 10) and defaults.batch_size == 10 and defaults.backend == "numpy"
 
 
-def test_the_network_learns_the_synthetic_digits(mnist_file):
+def test_the_network_learns_the_synthetic_digits(mnist_file, tmp_path):
     data = load_mnist(mnist_file, 784)
-    net, records, predictions, seconds = train(settings(epochs=5), data, SEED)
+    net, records, predictions, seconds = train(settings(epochs=5), data, SEED, tmp_path / "checkpoints")
     assert [record["epoch"] for record in records] == [1, 2, 3, 4, 5]
     assert [record["step"] for record in records] == [30, 60, 90, 120, 150]  # 300 images, batches of 10
     assert records[-1]["train_error"] < records[0]["train_error"]
@@ -60,9 +76,9 @@ def test_the_network_learns_the_synthetic_digits(mnist_file):
     assert seconds > 0
 
 
-def test_numpy_and_torch_backends_train_the_same_network(mnist_file):
+def test_numpy_and_torch_backends_train_the_same_network(mnist_file, tmp_path):
     data = load_mnist(mnist_file, 784)
-    runs = [train(settings(backend=backend, dtype="float64", epochs=2), data, SEED, "cpu")
+    runs = [train(settings(backend=backend, dtype="float64", epochs=2), data, SEED, tmp_path / backend, "cpu")
             for backend in ("numpy", "torch")]
     (numpy_net, numpy_records, numpy_predictions, _), (torch_net, torch_records, torch_predictions, _) = runs
     for ours, theirs in zip(numpy_records, torch_records, strict=True):
@@ -73,10 +89,10 @@ def test_numpy_and_torch_backends_train_the_same_network(mnist_file):
 
 
 @pytest.mark.gpu
-def test_torch_on_cuda_matches_numpy(mnist_file):
+def test_torch_on_cuda_matches_numpy(mnist_file, tmp_path):
     data = load_mnist(mnist_file, 784)
-    _, cpu_records, _, _ = train(settings(dtype="float64"), data, SEED)
-    net, cuda_records, _, _ = train(settings(backend="torch", dtype="float64"), data, SEED, "cuda")
+    _, cpu_records, _, _ = train(settings(dtype="float64"), data, SEED, tmp_path / "cpu")
+    net, cuda_records, _, _ = train(settings(backend="torch", dtype="float64"), data, SEED, tmp_path / "cuda", "cuda")
     assert net.weights[0].device.type == "cuda"
     assert cuda_records[-1]["train_error"] == pytest.approx(cpu_records[-1]["train_error"], rel=1e-6)
 
@@ -96,7 +112,7 @@ def test_train_mlp_writes_a_reproducible_result_and_a_model_that_loads_back(tmp_
     for name in ("first", "again"):
         out = tmp_path / name
         args = ["train-mlp", "--data", str(mnist_file), "--seed", str(SEED), "--out", str(out),
-                "--timing", str(tmp_path / f"{name}_timing.json"),
+                "--timing", str(tmp_path / f"{name}_timing.json"), "--checkpoint-dir", str(tmp_path / f"{name}_ckpt"),
                 "--settings", json.dumps({"layers": [784, 16, 10], "epochs": 2})]
         if name == "first":
             args += ["--tracking-uri", uri, "--experiment", "tests"]
@@ -123,6 +139,7 @@ def test_train_mlp_writes_a_reproducible_result_and_a_model_that_loads_back(tmp_
     assert run.data.params["batch_size"] == "10"
     assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"result.json", "model.npz", "confusion.png",
                                                                         "misclassified.png"}
+    assert [path.name for path in (tmp_path / "first_ckpt").iterdir()] == ["final.pt"]  # a finished run
 
 
 def write(tmp_path, **changes) -> str:
@@ -146,7 +163,8 @@ def write(tmp_path, **changes) -> str:
 def test_bad_data_is_refused_with_the_file_and_the_problem(tmp_path, changes, message, caplog):
     path = write(tmp_path, **changes)
     out = tmp_path / "out"
-    assert cli.main(["train-mlp", "--data", path, "--seed", "1", "--out", str(out), "--epochs", "1"]) == 2
+    assert cli.main(["train-mlp", "--data", path, "--seed", "1", "--out", str(out), "--epochs", "1",
+                     "--checkpoint-dir", str(tmp_path / "checkpoints")]) == 2
     errors = [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]
     assert len(errors) == 1 and re.search(message, errors[0]), errors
     assert not out.exists()
@@ -156,4 +174,42 @@ def test_unreadable_data_and_impossible_devices_are_clear_errors(tmp_path):
     with pytest.raises(DataError, match=r"missing\.npz: cannot read"):
         load_mnist(tmp_path / "missing.npz", 784)
     with pytest.raises(ConfigError, match=r"device 'cuda': the numpy backend runs on the CPU only"):
-        train(settings(), MnistArrays(**synthetic_mnist(20, 10)), SEED, "cuda")
+        MlpTraining(settings(), MnistArrays(**synthetic_mnist(20, 10)), SEED, "cuda")
+
+
+@pytest.mark.parametrize("stop_after", [45, 60])  # mid-epoch (epochs are 30 steps), and at an epoch's end
+def test_a_run_stopped_by_a_signal_resumes_into_the_uninterrupted_run(mnist_file, tmp_path, monkeypatch, stop_after):
+    data, config = load_mnist(mnist_file, 784), settings(epochs=4)
+    net, records, predictions, _ = train(config, data, SEED, tmp_path / "whole", checkpoint_every=7)
+
+    step = MlpTraining.step
+
+    def step_then_signal(self, number):
+        metrics = step(self, number)
+        if number == stop_after:
+            os.kill(os.getpid(), signal.SIGUSR1)  # as Slurm's warning before the time limit
+        return metrics
+
+    monkeypatch.setattr(MlpTraining, "step", step_then_signal)
+    with cooperative_stop() as stop, pytest.raises(Stopped, match="SIGUSR1"):
+        train(config, data, SEED, tmp_path / "stopped", checkpoint_every=7, stop=stop)
+    assert torch.load(tmp_path / "stopped" / "last.pt", weights_only=True)["step"] == stop_after
+    monkeypatch.undo()
+    resumed_net, resumed_records, resumed_predictions, _ = train(config, data, SEED, tmp_path / "stopped",
+                                                                 checkpoint_every=7)
+
+    def untimed(epochs):
+        return [{key: value for key, value in record.items() if key not in ("seconds", "train_images_per_second")}
+                for record in epochs]
+    assert untimed(resumed_records) == untimed(records) and [r["step"] for r in records] == [30, 60, 90, 120]
+    for ours, theirs in zip(resumed_net.weights + resumed_net.biases, net.weights + net.biases, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    np.testing.assert_array_equal(resumed_predictions, predictions)
+
+
+def test_a_checkpoint_of_other_settings_is_not_resumed(mnist_file, tmp_path, caplog):
+    data = load_mnist(mnist_file, 784)
+    train(settings(epochs=1), data, SEED, tmp_path / "checkpoints", checkpoint_every=7)
+    assert (tmp_path / "checkpoints" / "last.pt").exists()  # the helper never calls finish(): as if under way
+    _, records, _, _ = train(settings(epochs=1, learning_rate=0.5), data, SEED, tmp_path / "checkpoints")
+    assert "written with other settings: starting afresh" in caplog.text and [r["step"] for r in records] == [30]

@@ -1,6 +1,7 @@
 # Training the from-scratch network (mlnb.models.backprop): the blog's logic gates, one job
 # per gate over several seeds, then one report beside the blog's XOR run; and the
-# same network on MNIST with mini-batches (numpy, or torch on train.device).
+# same network on MNIST with mini-batches (numpy, or torch on train.device), checkpointed like the
+# CNN to results/checkpoints/mlp/<backend>/, so a stopped job resumes where it stopped when rerun.
 
 GATES_DIR = "results/train/gates"
 MLP_DIR = "results/train/mlp"
@@ -87,10 +88,12 @@ rule train_mlp:
         device=config["train"]["device"],
         seed=config["seed"],
         out=lambda wildcards, output: Path(output.result).parent,
+        checkpoints=f"results/checkpoints/mlp/{config['mlp']['backend']}",
         tracking=tracking_args(f"mlp-{config['mlp']['backend']}", mlp=settings_json("mlp"),
                                train=settings_json("train", "device"), seed=json.dumps(config["seed"])),
     shell:
         job_shell(
             "mlnb train-mlp --data {input.data} --device {params.device} --seed {params.seed} --settings {params.settings:q} "
-            "--out {params.out} --timing {output.timing} {params.tracking} > {log} 2>&1"
+            "{TRAIN_OPERATIONAL} --out {params.out} --timing {output.timing} --checkpoint-dir {params.checkpoints} "
+            "{params.tracking} > {log} 2>&1"
         )

@@ -224,6 +224,34 @@ class Network:
             self.biases[layer] = self.biases[layer] - self._bias_steps[layer]
         return error
 
+    def state_dict(self) -> dict[str, Any]:
+        """Weights, bias-node weights and the momentum terms as CPU torch tensors (for mlnb.train.checkpoint)."""
+        import torch
+
+        arrays = {"weights": self.weights, "biases": self.biases, "weight_steps": self._weight_steps,
+                  "bias_steps": self._bias_steps}
+        return {f"{kind}_{layer}": torch.from_numpy(np.array(to_numpy(array)))
+                for kind, layers in arrays.items() for layer, array in enumerate(layers)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict`'s tensors, exactly, in this network's namespace, dtype and device."""
+        expected = self.state_dict()
+        if set(state) != set(expected):
+            raise DataError(f"network state holds {sorted(state)}, expected {sorted(expected)}")
+        for key, tensor in state.items():
+            if tuple(tensor.shape) != tuple(expected[key].shape) or tensor.dtype != expected[key].dtype:
+                raise DataError(f"network state {key}: {tensor.dtype} {tuple(tensor.shape)}, expected "
+                                f"{expected[key].dtype} {tuple(expected[key].shape)}")
+        like = self.weights[0]
+        device = array_api_compat.device(like)
+
+        def restored(kind: str) -> list:
+            return [self.xp.asarray(state[f"{kind}_{layer}"].numpy(), dtype=like.dtype, device=device, copy=True)
+                    for layer in range(len(self.weights))]
+
+        self.weights, self.biases = restored("weights"), restored("biases")
+        self._weight_steps, self._bias_steps = restored("weight_steps"), restored("bias_steps")
+
     def save(self, path: str | os.PathLike) -> None:
         """Weights, bias-node weights and transfer functions as an ``.npz`` (written atomically)."""
         arrays = {f"weights_{layer}": to_numpy(w) for layer, w in enumerate(self.weights)}

@@ -8,34 +8,45 @@ order drawn from ``(seed, "mlp", "epoch", epoch)``, so a seed fixes the run. ``-
 receives ``result.json`` (settings, per-epoch error and test accuracy, images/s, the
 confusion matrix), ``model.npz`` (the trained weights, loadable with ``Network.load``),
 ``confusion.png`` and ``misclassified.png``; ``--timing`` the wall times; MLflow gets the same
-with ``step`` = batches seen.
+with ``step`` = batches seen. It runs through mlnb.train.loop like the CNN: checkpoints every
+``--checkpoint-every`` batches to ``--checkpoint-dir``; a stopped job (SIGTERM, SIGINT, SIGUSR1)
+checkpoints, exits 128 + signal, and the same command resumes it in the same MLflow run.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
-import time
 from pathlib import Path
 from typing import ClassVar
 
 import array_api_compat
 import numpy as np
 import PIL.Image
+import torch
 
 from mlnb import tracking
 from mlnb.data.mnist import MnistArrays, read_mnist_npz
 from mlnb.errors import ConfigError, DataError
-from mlnb.io import atomic_path
+from mlnb.io import atomic_path, file_md5
 from mlnb.models.backprop import Network, to_numpy
 from mlnb.preview import image_grid
 from mlnb.rng import generator
-from mlnb.settings import Settings, add_settings_arguments, settings_from_args
+from mlnb.settings import (Settings, add_schema_flags, add_settings_arguments, schema_flag_values, section_schema,
+                           settings_from_args)
+from mlnb.stopping import cooperative_stop
+from mlnb.train.checkpoint import Checkpointer, Resumed, checkpoint_folder
+from mlnb.train.loop import Hook, LoopResult, TrainingLoop
+from mlnb.train.settings import TrainSettings
 
 log = logging.getLogger(__name__)
 
 EVAL_BATCH = 10_000
+#: the train keys train-mlp takes: how often it checkpoints (operational: never logged, never a rule's param)
+TRAIN_KEYS = ("checkpoint_every",)
+TRAIN_FLAGS = "train."
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,44 +100,103 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int) 
     return counts
 
 
-def train(settings: MlpSettings, data: MnistArrays, seed: int, device: str = "auto", on_epoch=None):
-    """Train and evaluate; returns (network, per-epoch records, test predictions, seconds spent training).
+class MlpTraining:
+    """One MLP run as the steps of mlnb.train.loop: step s trains batch s, an epoch ends every ``steps_per_epoch``.
 
-    ``on_epoch(record)`` receives each epoch's record (epoch, step, train_error, test_accuracy, ...).
+    Epoch e visits the training images in the order drawn from ``(seed, "mlp", "epoch", e)``
+    in batches of ``batch_size`` (the last one smaller when they do not divide), so step s's
+    batch depends on s alone. The state a checkpoint keeps (``state_dict``, for the
+    Checkpointer) is the network with its momentum terms, the running error of the epoch under
+    way and the records of the epochs done: a run stopped mid-epoch and resumed takes the same
+    steps, and logs the same epochs, as an uninterrupted one.
     """
-    xp, device = array_namespace(settings.backend, device)
-    net = Network.initialise(settings.layers, settings.transfers, generator(seed, "mlp", "init"),
-                             xp=xp, device=device, dtype=settings.dtype)
-    like = net.weights[0]
-    x_train = xp.astype(xp.asarray(data.x_train, device=device), like.dtype) / 255
-    x_test = xp.astype(xp.asarray(data.x_test, device=device), like.dtype) / 255
-    y_train = net.targets(data.y_train)
-    net.targets(data.y_test)  # refuses test labels outside the output layer's range
-    samples, batch = x_train.shape[0], settings.batch_size
-    records, step, seconds = [], 0, 0.0
-    for epoch in range(1, settings.epochs + 1):
-        order = generator(seed, "mlp", "epoch", epoch).permutation(samples)
-        order = xp.asarray(order, device=device)
-        started = time.perf_counter()
-        error = xp.zeros((), dtype=like.dtype, device=device)
-        for start in range(0, samples, batch):
-            rows = order[start:start + batch]
-            error = error + net.train_step(xp.take(x_train, rows, axis=0), xp.take(y_train, rows, axis=0),
-                                           settings.learning_rate, settings.momentum, reduction="mean")
-            step += 1
-        error = float(error) / samples  # float() waits for the device: the epoch's time is complete
-        elapsed = time.perf_counter() - started
-        seconds += elapsed
-        predictions = predict_all(net, x_test)
-        record = {"epoch": epoch, "step": step, "train_error": error,
-                  "test_accuracy": float(np.mean(predictions == data.y_test)),
-                  "seconds": elapsed, "train_images_per_second": samples / elapsed}
-        records.append(record)
-        log.info("epoch %d: train error %.4f per image, test accuracy %.4f, %.0f images/s", epoch, error,
-                 record["test_accuracy"], record["train_images_per_second"])
-        if on_epoch is not None:
-            on_epoch(record)
-    return net, records, predictions, seconds
+
+    def __init__(self, settings: MlpSettings, data: MnistArrays, seed: int, device: str = "auto"):
+        self.settings, self.seed = settings, seed
+        self.xp, self.device = array_namespace(settings.backend, device)
+        self.net = Network.initialise(settings.layers, settings.transfers, generator(seed, "mlp", "init"),
+                                      xp=self.xp, device=self.device, dtype=settings.dtype)
+        like = self.net.weights[0]
+        self.x_train = self.xp.astype(self.xp.asarray(data.x_train, device=self.device), like.dtype) / 255
+        self.x_test = self.xp.astype(self.xp.asarray(data.x_test, device=self.device), like.dtype) / 255
+        self.y_train = self.net.targets(data.y_train)
+        self.net.targets(data.y_test)  # refuses test labels outside the output layer's range
+        self.y_test = data.y_test
+        self.samples = self.x_train.shape[0]
+        self.steps_per_epoch = -(-self.samples // settings.batch_size)
+        self.total_steps = settings.epochs * self.steps_per_epoch
+        self.records: list[dict] = []
+        self._epoch_error = self._zero()
+        self._epoch_began = 0.0  # the loop's train_seconds when the epoch under way began
+        self._order: tuple[int, object] | None = None  # (epoch, its order of the training images)
+
+    def _zero(self):
+        return self.xp.zeros((), dtype=self.net.weights[0].dtype, device=self.device)
+
+    def kind(self) -> str:
+        """What the numbers depend on besides settings, seed and data: numpy, or torch and its device type."""
+        return "numpy" if self.device is None else f"torch-{self.device.type}"
+
+    def fingerprint(self, data_md5: str) -> str:
+        """What shapes the run: a checkpoint with another fingerprint is not resumed."""
+        shape = {"settings": self.settings.as_dict(), "seed": self.seed, "kind": self.kind(), "data_md5": data_md5}
+        return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
+
+    def step(self, step: int) -> dict:
+        """Train batch ``step`` (1-based); its error goes into the epoch's sum, read at the epoch's end."""
+        epoch, batch = divmod(step - 1, self.steps_per_epoch)
+        size = self.settings.batch_size
+        rows = self._epoch_order(epoch + 1)[batch * size:(batch + 1) * size]
+        xp = self.xp
+        self._epoch_error = self._epoch_error + self.net.train_step(
+            xp.take(self.x_train, rows, axis=0), xp.take(self.y_train, rows, axis=0),
+            self.settings.learning_rate, self.settings.momentum, reduction="mean")
+        return {}
+
+    def _epoch_order(self, epoch: int):
+        if self._order is None or self._order[0] != epoch:
+            order = generator(self.seed, "mlp", "epoch", epoch).permutation(self.samples)
+            self._order = (epoch, self.xp.asarray(order, device=self.device))
+        return self._order[1]
+
+    def end_epoch(self, step: int, loop: TrainingLoop) -> dict[str, float]:
+        """The loop's hook at each epoch's last step: test accuracy, the epoch's record, its logged metrics."""
+        error = float(self._epoch_error) / self.samples
+        elapsed = loop.train_seconds - self._epoch_began
+        self._epoch_error, self._epoch_began = self._zero(), loop.train_seconds
+        accuracy = float(np.mean(self.predict_test() == self.y_test))
+        record = {"epoch": step // self.steps_per_epoch, "step": step, "train_error": error,
+                  "test_accuracy": accuracy, "seconds": elapsed, "train_images_per_second": self.samples / elapsed}
+        self.records.append(record)
+        log.info("epoch %d: train error %.4f per image, test accuracy %.4f, %.0f images/s", record["epoch"], error,
+                 accuracy, record["train_images_per_second"])
+        return {key: record[key] for key in ("train_error", "test_accuracy", "seconds", "train_images_per_second")}
+
+    def predict_test(self) -> np.ndarray:
+        return predict_all(self.net, self.x_test)
+
+    def state_dict(self) -> dict:
+        error = torch.from_numpy(np.array(to_numpy(self._epoch_error)))
+        return {"network": self.net.state_dict(), "epoch_error": error, "epoch_began": self._epoch_began,
+                "records": [dict(record) for record in self.records]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.net.load_state_dict(state["network"])
+        self._epoch_error = self.xp.asarray(state["epoch_error"].numpy(), dtype=self.net.weights[0].dtype,
+                                            device=self.device, copy=True)
+        self._epoch_began = float(state["epoch_began"])
+        self.records = [dict(record) for record in state["records"]]
+
+    def run(self, checkpointer: Checkpointer, resumed: Resumed | None, tracker, checkpoint_every: int,
+            stop=None) -> LoopResult:
+        """The remaining steps (all of them, or those after ``resumed``), checkpointed and logged to ``tracker``."""
+        loop = TrainingLoop(total_steps=self.total_steps, images_per_step=self.settings.batch_size,
+                            log_every=self.steps_per_epoch, checkpoint_every=checkpoint_every,
+                            checkpointer=checkpointer, tracker=tracker,
+                            device=self.device or torch.device("cpu"), stop=stop,
+                            hooks=(Hook(self.steps_per_epoch, self.end_epoch),),
+                            description=f"mlp-{self.settings.backend}")
+        return loop.run(self.step, resumed)
 
 
 def plot_confusion(counts: np.ndarray, path: Path) -> None:
@@ -167,21 +237,30 @@ def configure_parser(parser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder: result.json, model.npz, figures")
     parser.add_argument("--timing", type=Path, default=None,
                         help="JSON file for the wall times (kept out of result.json, which a seed fixes byte for byte)")
+    parser.add_argument("--checkpoint-dir", type=Path,
+                        help="checkpoint folder (default: results/checkpoints/mlp/<backend>)")
     add_settings_arguments(parser, MlpSettings)
+    train = parser.add_argument_group("train settings (defaults: config.schema.yaml)")
+    add_schema_flags(train, {key: section_schema("train")["properties"][key] for key in TRAIN_KEYS},
+                     dest_prefix=TRAIN_FLAGS)
     tracking.add_tracking_arguments(parser)
 
 
 def run(args) -> int:
     settings = settings_from_args(MlpSettings, args)
+    checkpoint_every = TrainSettings.from_mapping(schema_flag_values(args, TRAIN_KEYS, TRAIN_FLAGS),
+                                                  "command line").checkpoint_every
     data = load_mnist(args.data, settings.layers[0])
+    training = MlpTraining(settings, data, args.seed, args.device)
+    checkpointer = Checkpointer(args.checkpoint_dir or checkpoint_folder("mlp", settings.backend),
+                                fingerprint=training.fingerprint(file_md5(args.data)), models={"mlp": training})
+    resumed = checkpointer.restore()
     params = {"seed": args.seed, "device": args.device, **settings.as_dict()}
     with tracking.tracked_run(args, f"mlp-{settings.backend}", params=params, inputs={"mnist": args.data},
-                              tags={"mlnb.model": "backprop"}) as tracker:
-        def log_epoch(record):
-            tracker.log_metrics({key: record[key] for key in ("train_error", "test_accuracy", "seconds",
-                                                              "train_images_per_second")}, step=record["step"])
-
-        net, records, predictions, seconds = train(settings, data, args.seed, args.device, on_epoch=log_epoch)
+                              run_id=resumed.run_id if resumed else None, tags={"mlnb.model": "backprop"}) as tracker:
+        with cooperative_stop() as stop:
+            seconds = training.run(checkpointer, resumed, tracker, checkpoint_every, stop).train_seconds
+        records, net, predictions = training.records, training.net, training.predict_test()
         counts = confusion_matrix(data.y_test, predictions, settings.layers[-1])
         timed = ("seconds", "train_images_per_second")
         timing = {"train_seconds": seconds, "train_images_per_second": settings.epochs * len(data.y_train) / seconds,
@@ -209,6 +288,7 @@ def run(args) -> int:
                              "final_train_images_per_second": timing["train_images_per_second"]})
         for name in ("result.json", "model.npz", "confusion.png", "misclassified.png"):
             tracker.log_artifact(args.out / name)
+    checkpointer.finish()
     print(f"MLP {'-'.join(map(str, settings.layers))}: test accuracy {result['test_accuracy']:.4f} "
           f"after {settings.epochs} epoch(s), {timing['train_images_per_second']:.0f} training images/s "
           f"({settings.backend}, {result['device']})")

@@ -20,7 +20,7 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -66,6 +66,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: torch.device | str = 
     return state
 
 
+class Stateful(Protocol):
+    """A checkpointed model: a torch module, or anything with its two state methods (the MLP's run)."""
+
+    def state_dict(self) -> Mapping[str, Any]: ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> Any: ...
+
+
 @dataclasses.dataclass(frozen=True)
 class Resumed:
     """What a restored checkpoint says about the run it continues."""
@@ -84,7 +92,7 @@ class Checkpointer:
     """
 
     def __init__(self, folder: str | os.PathLike, *, fingerprint: str,
-                 models: Mapping[str, torch.nn.Module],
+                 models: Mapping[str, Stateful],
                  optimizers: Mapping[str, torch.optim.Optimizer] | None = None,
                  schedulers: Mapping[str, Any] | None = None,
                  generators: Mapping[str, torch.Generator] | None = None):
