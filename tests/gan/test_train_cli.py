@@ -20,6 +20,8 @@ from PIL import Image
 
 from mlnb import cli
 from mlnb.gan.fid import FeatureStats
+from mlnb.train.checkpoint import load_checkpoint
+from mlnb.train.launch import torchrun_options
 
 pytestmark = pytest.mark.slow  # each run computes an FID (Inception-v3 at 299 px)
 
@@ -106,3 +108,41 @@ def test_sigterm_mid_run_then_resume_equals_an_uninterrupted_run(inputs, tmp_pat
     assert sorted(int(path.split("+")[2]) for path in pngs) == list(range(50, 401, 50))
     assert {"samples.gif", "turing.html", "summary.json"} <= {entry.path for entry in client.list_artifacts(run_id)}
     assert [model.name for model in client.search_logged_models([runs[0].info.experiment_id])] == ["generator"]
+
+
+def test_two_processes_stopped_by_sigterm_log_one_run_that_one_process_resumes_to_the_end(inputs, tmp_path,
+                                                                                         mlflow_uri):
+    """torchrun, 2 CPU processes (gloo): rank 0 alone logs; the stop lands after the same step in both; the
+    checkpoint (unwrapped G and D) resumes in one process; the run then has the metrics of a 1-process run."""
+    settings = {**SETTINGS, "epochs": 100, "sample_every": 50}  # 400 steps of 8 (4 per process)
+    tracked = ["--tracking-uri", mlflow_uri, "--experiment", "tests"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", *torchrun_options(2), "-m", "mlnb.cli"]
+    process = subprocess.Popen([*torchrun, *argv(inputs, tmp_path / "stopped", settings, *tracked, "--threads", "2")],
+                               stderr=subprocess.STDOUT, stdout=subprocess.PIPE, text=True, env=os.environ)
+    for line in process.stdout:
+        if "step 5/400" in line:
+            process.send_signal(signal.SIGTERM)  # torchrun forwards it to both processes
+            break
+    output = process.stdout.read()
+    assert process.wait(timeout=180) != 0
+    assert output.count("stopped by SIGTERM after step") == 2, output[-3000:]
+    stopped_at = load_checkpoint(tmp_path / "stopped" / "checkpoints" / "last.pt")["step"]
+    assert f"stopped by SIGTERM after step {stopped_at} (checkpoint written)" in output and 5 <= stopped_at < 400
+    assert not (tmp_path / "stopped" / "out" / "generator.pt").exists()
+    client = mlflow.MlflowClient(mlflow_uri)
+    experiment = client.get_experiment_by_name("tests").experiment_id
+    (run,) = client.search_runs([experiment])
+    assert run.info.status == "KILLED" and run.data.tags["mlnb.processes"] == "2"
+
+    assert cli.main(argv(inputs, tmp_path / "stopped", settings, *tracked)) == 0
+    assert cli.main(argv(inputs, tmp_path / "whole", settings, *tracked)) == 0
+    resumed, whole = (client.get_run(found.info.run_id) for found in
+                      sorted(client.search_runs([experiment]), key=lambda found: found.info.run_id != run.info.run_id))
+    assert resumed.info.run_id == run.info.run_id and resumed.info.status == "FINISHED"
+
+    def metric_steps(logged):
+        return {key: [m.step for m in client.get_metric_history(logged.info.run_id, key)] for key in logged.data.metrics}
+    assert metric_steps(resumed) == metric_steps(whole)  # the same metrics, each step once
+    assert metric_steps(resumed)["d_loss"] == list(range(1, 401))
+    grids = sorted(path.name for path in (tmp_path / "stopped" / "out" / "samples").iterdir())
+    assert grids == [f"step_{step:07d}.png" for step in range(50, 401, 50)]  # before and after the stop

@@ -16,10 +16,11 @@ import torch.multiprocessing
 from mlnb.errors import ConfigError
 from mlnb.models.cnn import SeededDropout
 from mlnb.train.checkpoint import load_checkpoint
-from mlnb.train.distributed import World, launched_world, launcher, process_group, torchrun_options
+from mlnb.train.distributed import World, launched_world, process_group
+from mlnb.train.launch import torchrun_options
 
 
-# --- one process: the shard logic and the launch -------------------------------------------------------------
+# --- one process: the shard logic ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("size", [1, 2, 3, 4])
 def test_the_shards_of_the_ranks_are_disjoint_and_make_up_the_global_batch_in_order(size):
@@ -53,14 +54,6 @@ def test_the_world_comes_from_torchruns_variables():
         launched_world({"RANK": "4", "WORLD_SIZE": "4", "LOCAL_RANK": "0"})
     with pytest.raises(ConfigError, match="must be integers"):
         launched_world({"RANK": "x", "WORLD_SIZE": "2"})
-
-
-def test_one_process_runs_the_command_itself_more_run_under_torchrun_forwarding_sigusr1():
-    assert launcher(1) == ""
-    assert launcher(4) == "torchrun " + " ".join(torchrun_options(4)) + " --no-python "
-    assert "--nproc-per-node=4" in launcher(4) and "SIGUSR1" in launcher(4) and "--standalone" in launcher(4)
-    with pytest.raises(ConfigError, match="train.processes: must be >= 1"):
-        launcher(0)
 
 
 def test_one_process_has_no_process_group_and_its_collectives_change_nothing():

@@ -69,20 +69,24 @@ def pipeline_outputs(folder: Path) -> dict[str, bytes]:
 
 def test_lint_is_clean():
     """Clean but for deliberate lints: fetch reads its retries and timeout from config in the shell
-    command, the CNN, MLP and DCGAN rules their checkpoint interval and init_tracking the absolute tracking URI
-    and its server timeout, so that they are not params (a timeout edit must not plan every download, nor a
-    checkpoint interval every training run, nor a moved project a new store)."""
+    command, the CNN, MLP and DCGAN rules their checkpoint interval (the CNN and DCGAN also their launcher:
+    torchrun for train.processes > 1) and init_tracking the absolute tracking URI and its server timeout, so
+    that they are not params (a timeout edit must not plan every download, nor a checkpoint interval or
+    process count every training run, nor a moved project a new store)."""
     result = snakemake("--lint", cwd=REPO)
     output = result.stdout + result.stderr
     lints = {(rule, title) for rule, block in re.findall(r"^Lints for (rule \w+|snakefile \S+).*?\n((?:    .*\n?)+)",
                                                           output, re.MULTILINE)
              for title in re.findall(r"^    \* (.*?):?$", block, re.MULTILINE)}
-    operational = "Shell command directly uses variable TRAIN_OPERATIONAL from outside of the rule"
+    checkpoint_every, launcher = (f"Shell command directly uses variable {name} from outside of the rule"
+                                  for name in ("TRAIN_OPERATIONAL", "TRAIN_LAUNCHER"))
+    operational = (checkpoint_every, launcher)
     assert lints == {("rule fetch", "Shell command directly uses variable config from outside of the rule"),
                      ("rule init_tracking", "Shell command directly uses variable TRACKING_URI from outside of the rule"),
                      ("rule init_tracking", "Shell command directly uses variable config from outside of the rule"),
-                     ("rule train_dcgan", operational), ("rule train_mlp", operational),
-                     *((f"rule train_cnn_{name}", operational) for name in DEMO_CNN_RULES)}, output
+                     ("rule train_mlp", checkpoint_every),
+                     *((f"rule {rule}", lint) for rule in ("train_dcgan", *(f"train_cnn_{name}" for name in
+                                                                            DEMO_CNN_RULES)) for lint in operational)}, output
 
 
 def test_dry_run_plans_the_real_config(workdir):
@@ -192,6 +196,24 @@ def test_jobs_get_an_absolute_tracking_uri(workdir):
     assert result.returncode == 0, result.stderr[-3000:]
     store = (workdir / "results" / "mlflow" / "mlflow.db").resolve()
     assert f"--tracking-uri sqlite:///{store} " in result.stdout
+
+
+def test_a_data_parallel_training_job_runs_under_torchrun_and_asks_for_every_process(workdir):
+    """train.processes 2: the CNN and DCGAN jobs run under torchrun and ask for two processes' GPUs, threads
+    and memory; the real statistics (one process) do not."""
+    (workdir / "override.yaml").write_text("train:\n  processes: 2\n  threads: 3\n  gpu: 1\n")
+    result = snakemake("-n", "-p", "--cores", "12", "results/train/cnn/adam-1000/result.json",
+                       "results/dcgan/mnist/summary.json", "--configfile", "override.yaml", cwd=workdir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    jobs = {rule: (details, command) for rule, details, command in
+            re.findall(r"^rule (\w+):\n(.*?)^Shell command: (.*?)$", result.stdout, re.MULTILINE | re.DOTALL)}
+    launch = "torchrun --standalone --nproc-per-node=2 --signals-to-handle=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1 "
+    for rule in ("train_cnn_adam_1000", "train_dcgan"):
+        details, command = jobs[rule]
+        assert launch in command and "--no-python mlnb train-" in command and " --threads 6 " in command, command
+        assert re.search(r"resources: .*\bgpu=2, mem_mb=8000\b", details), details  # 2 x 4000 MB
+    details, command = jobs["dcgan_real_stats"]
+    assert "torchrun" not in command and re.search(r"\bgpu=1\b", details), details
 
 
 LOCAL_RULES_SCRIPT = """
@@ -327,7 +349,7 @@ DCGAN_FACES = {"dcgan_real_stats": 1, "train_dcgan": 1}
                                    "all": 1}),
     ("augment:\n  copies: 3\n", {"augment_case": DEMO_CASES, "gather_augment": 1, "all": 1}),
     # training: how a job runs plans nothing; a variant's edit reruns that variant and the ladder
-    ("train:\n  threads: 1\n  gpu: 1\n  checkpoint_every: 7\n", {}),
+    ("train:\n  threads: 1\n  gpu: 1\n  processes: 2\n  checkpoint_every: 7\n", {}),
     ("cnn:\n  variants:\n    adam-1000: {steps: 31}\n", {"train_cnn_adam_1000": 1, "report_ladder": 1, "all": 1}),
     ("cnn:\n  blog_accuracy: {sgd-1000: 0.65}\n", {"report_ladder": 1, "all": 1}),
     ("train:\n  log_every: 5\n", {f"train_cnn_{name}": 1 for name in DEMO_CNN_RULES}

@@ -13,6 +13,7 @@ from mlnb.data import celeba_format
 from mlnb.data.source import parse_source
 from mlnb.errors import ConfigError
 from mlnb.job_runs import EXPERIMENT_ENV, JOB_ENV, TRACKING_URI_ENV
+from mlnb.train.launch import launcher
 
 
 # Missing keys take the schema's defaults (nested sections and $ref definitions too).
@@ -50,7 +51,7 @@ def job_shell(command):
 
 
 # How a job runs, never what it makes: left out of settings_json unless named.
-OPERATIONAL_KEYS = {"threads", "retries", "timeout", "gpu", "checkpoint_every"}
+OPERATIONAL_KEYS = {"threads", "retries", "timeout", "gpu", "processes", "checkpoint_every"}
 
 
 def settings_json(section, *keys):

@@ -61,11 +61,11 @@ rule train_dcgan:
         "results/logs/dcgan/{gan_dataset}/train.log",
     benchmark:
         "results/benchmarks/dcgan/{gan_dataset}/train.tsv"
-    threads: config["train"]["threads"]
+    threads: TRAIN_JOB_THREADS
     resources:
-        mem_mb=lambda wildcards: DCGAN_MEM_MB[wildcards.gan_dataset],
+        mem_mb=lambda wildcards: DCGAN_MEM_MB[wildcards.gan_dataset] * TRAIN_PROCESSES,
         runtime=480,
-        gpu=config["train"]["gpu"],
+        gpu=TRAIN_JOB_GPUS,
     conda:
         "../../envs/mlnb.yaml"
     params:
@@ -79,7 +79,7 @@ rule train_dcgan:
                                                  train=TRAIN_SETTINGS, seed=json.dumps(config["seed"])),
     shell:
         job_shell(
-            "mlnb train-dcgan {input.images} --dataset {wildcards.gan_dataset} --real-stats {input.real_stats} "
+            "{TRAIN_LAUNCHER}mlnb train-dcgan {input.images} --dataset {wildcards.gan_dataset} --real-stats {input.real_stats} "
             "--seed {params.seed} {params.faces} --settings {params.settings:q} --train-settings {params.train:q} "
             "--threads {threads} {TRAIN_OPERATIONAL} --out {params.out} --checkpoint-dir {params.checkpoints} "
             "--timing {output.timing} --rule train_dcgan {params.tracking} > {log} 2>&1"

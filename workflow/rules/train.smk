@@ -15,6 +15,13 @@ TRAIN_SETTINGS = settings_json("train")
 # How often a job checkpoints never changes what it makes: a flag formatted into the shell
 # command, not a param (a deliberate lint, like fetch's retries).
 TRAIN_OPERATIONAL = f"--checkpoint-every {config['train']['checkpoint_every']}"
+# A CNN or DCGAN job runs as train.processes data-parallel processes (under torchrun when more
+# than one: mlnb.train.distributed), each with train.threads threads, train.gpu GPUs and its own
+# copy of the data in memory: the job asks for that many times each.
+TRAIN_PROCESSES = config["train"]["processes"]
+TRAIN_LAUNCHER = launcher(TRAIN_PROCESSES)
+TRAIN_JOB_THREADS = config["train"]["threads"] * TRAIN_PROCESSES
+TRAIN_JOB_GPUS = config["train"]["gpu"] * TRAIN_PROCESSES
 
 
 def cnn_settings(variant):
@@ -46,11 +53,11 @@ for cnn_variant in CNN_VARIANTS:
             f"results/logs/train/cnn/{cnn_variant}.log",
         benchmark:
             f"{CNN_TIMING_DIR}/{cnn_variant}.tsv"
-        threads: config["train"]["threads"]
+        threads: TRAIN_JOB_THREADS
         resources:
-            mem_mb=4000,
+            mem_mb=4000 * TRAIN_PROCESSES,
             runtime=120,
-            gpu=config["train"]["gpu"],
+            gpu=TRAIN_JOB_GPUS,
         conda:
             "../../envs/mlnb.yaml"
         params:
@@ -65,7 +72,7 @@ for cnn_variant in CNN_VARIANTS:
                                    seed=json.dumps(config["seed"])),
         shell:
             job_shell(
-                "mlnb train-cnn --data {input.data} --variant {params.variant} --seed {params.seed} "
+                "{TRAIN_LAUNCHER}mlnb train-cnn --data {input.data} --variant {params.variant} --seed {params.seed} "
                 "--settings {params.settings:q} --train-settings {params.train:q} --threads {threads} "
                 "{TRAIN_OPERATIONAL} --out {params.out} --timing {output.timing} "
                 "--checkpoint-dir {params.checkpoints} --rule {params.rule} {params.tracking} > {log} 2>&1"

@@ -46,6 +46,7 @@ from mlnb.stopping import cooperative_stop
 from mlnb.train.checkpoint import Checkpointer, checkpoint_folder
 from mlnb.train.data import DeviceDataset, EpochBatches
 from mlnb.train.device import DeviceSetup, build_model, generator, maybe_compile, torch_threads
+from mlnb.train.distributed import World, launched_world, main_run, process_group
 from mlnb.train.loop import Hook, TrainingLoop
 from mlnb.train.settings import TrainSettings, add_train_arguments, train_settings_from_args
 
@@ -74,8 +75,12 @@ def configure_parser(parser) -> None:
 
 def run(args) -> int:
     settings, train = settings_from_args(DcganSettings, args), train_settings_from_args(args)
-    with torch_threads(train.threads):
-        summary = train_dcgan(args, settings, train)
+    world = launched_world()
+    setup = train.device_setup(world)
+    with process_group(world, setup.device) as world, torch_threads(world.threads(train.threads)):
+        summary = train_dcgan(args, settings, train, setup, world)
+    if summary is None:  # not rank 0 of a data-parallel job
+        return 0
     fid = summary["fid"][-1]
     print(f"dcgan-{args.dataset}: FID {fid['fid']:.2f} ({fid['generated']} generated vs {fid['real']} real) "
           f"after {summary['steps']} steps -> {args.out}")
@@ -114,11 +119,16 @@ class Evaluator:
         return frechet_distance(features, self.real)
 
 
-def train_dcgan(args, settings: DcganSettings, train: TrainSettings) -> dict[str, Any]:
-    """Build, restore, train, measure, write and log one DCGAN (the steps below, in order)."""
+def train_dcgan(args, settings: DcganSettings, train: TrainSettings, setup: DeviceSetup,
+                world: World = World()) -> dict[str, Any] | None:
+    """Build, restore, train, measure, write and log one DCGAN (the steps below, in order).
+
+    In a data-parallel job every process trains G and D on its shard of each batch (and of its z); rank 0
+    alone samples, measures, logs and writes, and returns the summary (the others None).
+    """
     name, seed = args.dataset, args.seed
     # 1. data on the device, once (uint8, scaled to [-1, 1] per batch)
-    setup = train.device_setup()
+    world.check_divisible(settings.batch_size, "dcgan.batch_size")
     images = load_images(args.images)
     real_stats = FeatureStats.load(args.real_stats)
     data = DeviceDataset(images, None, setup, scale=(-1.0, 1.0), origin=str(args.images))
@@ -129,8 +139,8 @@ def train_dcgan(args, settings: DcganSettings, train: TrainSettings) -> dict[str
     # 2. networks, optimizers, z generator and sample z; restored from a checkpoint when there is one
     gen = build_model(lambda: Generator(side, channels, settings.z_dim, settings.gf), setup, seed, "dcgan", name, "G")
     disc = build_model(lambda: Discriminator(side, channels, settings.df), setup, seed, "dcgan", name, "D")
-    steps = GanSteps(gen, disc, settings, setup, maybe_compile(gen, settings.compile),
-                     maybe_compile(disc, settings.compile))
+    steps = GanSteps(gen, disc, settings, setup, maybe_compile(world.wrap(gen, setup.device), settings.compile),
+                     maybe_compile(world.wrap(disc, setup.device), settings.compile))
     z_generator = generator(setup, seed, "dcgan", name, "z")
     checkpoints = args.checkpoint_dir or checkpoint_folder("dcgan", name)
     grid_folder = Path(checkpoints) / "grids"  # kept beside the checkpoints until the run is done
@@ -144,15 +154,16 @@ def train_dcgan(args, settings: DcganSettings, train: TrainSettings) -> dict[str
         grid_z = resumed.extra["sample_z"].to(setup.device)
         fids = list(resumed.extra.get("fids", []))
     else:
-        clear_grids(grid_folder)  # of an earlier run that did not finish here
+        if world.is_main:
+            clear_grids(grid_folder)  # of an earlier run that did not finish here
         grid_source = torch_generator(seed, "dcgan", name, "sample-z")
         grid_z = sample_z(settings.grid_side ** 2, settings.z_dim, grid_source).to(setup.device)
         fids = []
     evaluator = Evaluator(steps, real_stats, settings, seed, name, setup.device)
 
     def train_step(step: int) -> dict[str, torch.Tensor]:
-        real, _ = data.batch(batches.indices(step))
-        return steps.step(real, sample_z(settings.batch_size, settings.z_dim, z_generator))
+        real, _ = data.batch(world.shard(batches.indices(step)))
+        return steps.step(real, world.shard(sample_z(settings.batch_size, settings.z_dim, z_generator)))
 
     def sample_hook(step: int, loop: TrainingLoop) -> None:
         grid = sample_grid(to_uint8(steps.generate(grid_z)), columns=settings.grid_side)
@@ -171,10 +182,11 @@ def train_dcgan(args, settings: DcganSettings, train: TrainSettings) -> dict[str
               "channels": channels, "steps": total_steps, "fid_real": real_stats.count,
               "train": {key: value for key, value in train.as_dict().items() if key not in OPERATIONAL}}
     tags = {"mlnb.rule": args.rule, "mlnb.model": "dcgan", "mlnb.dataset": name}
-    with tracking.tracked_run(args, f"dcgan-{name}", params=params, run_id=resumed.run_id if resumed else None,
-                              inputs={"images": args.images, "real_stats": args.real_stats}, tags=tags) as tracker:
-        log.info("dcgan-%s on %s: %d images of %d x %d x %d, %d steps of %d", name, setup.describe(), len(data),
-                 side, side, channels, total_steps, settings.batch_size)
+    with main_run(world, args, f"dcgan-{name}", params=params, run_id=resumed.run_id if resumed else None,
+                  inputs={"images": args.images, "real_stats": args.real_stats}, tags=tags) as tracker:
+        log.info("dcgan-%s on %s (process %d of %d): %d images of %d x %d x %d, %d steps of %d", name,
+                 setup.describe(), world.rank + 1, world.size, len(data), side, side, channels, total_steps,
+                 settings.batch_size)
         hooks = (Hook(settings.sample_every, sample_hook),
                  Hook(check_points(total_steps, settings.fid_checks), fid_hook))
         with cooperative_stop() as stop:
@@ -182,8 +194,10 @@ def train_dcgan(args, settings: DcganSettings, train: TrainSettings) -> dict[str
                                 log_every=train.log_every, checkpoint_every=train.checkpoint_every,
                                 checkpointer=checkpointer, tracker=tracker, device=setup.device, stop=stop,
                                 hooks=hooks, extra={"sample_z": grid_z.cpu(), "fids": fids},
-                                description=f"dcgan-{name}")
+                                description=f"dcgan-{name}", world=world)
             result = loop.run(train_step, resumed)
+        if not world.is_main:
+            return None
 
         # 4. what the finished generator makes, written and logged
         summary = finish(args, settings, steps, data, grid_folder, fids, result, tracker)

@@ -1,7 +1,7 @@
 """Data-parallel training across the processes of one job (``torch.distributed``, DDP).
 
 A training command launched by ``torchrun --nproc-per-node N`` (see
-:func:`launcher`, which the rules use when ``train.processes`` > 1) finds its
+:func:`mlnb.train.launch.launcher`, which the rules use when ``train.processes`` > 1) finds its
 place in the job in the environment torchrun sets (``RANK``, ``WORLD_SIZE``,
 ``LOCAL_RANK``): :func:`launched_world`. :func:`process_group` then joins the
 job's processes (NCCL on CUDA, each process on ``cuda:LOCAL_RANK``; gloo on the
@@ -19,7 +19,7 @@ writes checkpoints and outputs; checkpoints hold the unwrapped modules, so a
 single-process run resumes a data-parallel one and the other way round.
 
 A stop (SIGTERM, SIGINT; SIGUSR1 only when torchrun forwards it, which
-:func:`launcher` asks for) reaches each process at its own moment; the
+:func:`mlnb.train.launch.launcher` asks for) reaches each process at its own moment; the
 processes agree on it at every step boundary (:meth:`World.agreed_stop`), so
 all of them stop after the same step, and wait for rank 0's checkpoint
 (:meth:`World.barrier`) before they exit.
@@ -43,28 +43,8 @@ from mlnb.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-#: Signals torchrun forwards to its workers: its defaults plus SIGUSR1, Slurm's warning before the time limit
-#: (which torchrun would otherwise not handle, and die of).
-FORWARDED_SIGNALS = "SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1"
-#: Seconds torchrun waits for its workers to stop (the last step and rank 0's checkpoint) before SIGKILL.
-SHUTDOWN_SECONDS = 120
 #: How long a collective may wait: rank 0's evaluations (an FID) run while the other ranks wait.
 COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=30)
-
-
-def launcher(processes: int) -> str:
-    """The shell prefix that runs a command (``mlnb ...``) as ``processes`` data-parallel processes."""
-    if processes < 1:
-        raise ConfigError(f"train.processes: must be >= 1, got {processes}")
-    if processes == 1:
-        return ""
-    return "torchrun " + " ".join(torchrun_options(processes)) + " --no-python "
-
-
-def torchrun_options(processes: int) -> list[str]:
-    """torchrun's flags for ``processes`` workers on this machine (a rendezvous of its own, on a free port)."""
-    return ["--standalone", f"--nproc-per-node={processes}", f"--signals-to-handle={FORWARDED_SIGNALS}",
-            f"--shutdown-timeout={SHUTDOWN_SECONDS}"]
 
 
 @dataclasses.dataclass(frozen=True)
