@@ -206,6 +206,10 @@ CASES = [
      "--device cpu", r"missing\.bin: not an FID statistics file"),
     ("train-dcgan/batch-over-images", "train-dcgan {npz} --dataset mnist --real-stats {stats} --out {tmp}/o "
      "--device cpu --batch-size 64", r"batch size 64 must be between 1 and the dataset's 2"),
+    # ui
+    ("ui/port-0", "ui --port 0", r"--port 0: must be between 1 and 65535"),
+    ("ui/port-not-int", "ui --port x", r"--port: invalid int value: 'x'"),
+    ("ui/no-workers", "ui --workers 0", r"--workers 0: must be at least 1"),
 ]
 
 

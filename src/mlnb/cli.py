@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report-gates": ("mlnb.models.gates_report", "one Markdown report of the gates over seeds, beside the blog"),
     "train-mlp": ("mlnb.models.mlp", "train the from-scratch network on MNIST with mini-batches"),
     "train-dcgan": ("mlnb.gan.train_cli", "train the blog's DCGAN on packed images (resumable, tracked, FID)"),
+    "ui": ("mlnb.ui", "serve the pipeline's MLflow store in MLflow's web UI (127.0.0.1 by default)"),
 }
 
 

@@ -157,6 +157,37 @@ def read_section(section: str, text: str) -> tuple[dict[str, Any], str]:
     return value, origin
 
 
+#: The Snakefile's ``configfile:``, relative to the working directory; Snakemake deep-merges each
+#: ``--configfile`` over it, in order.
+WORKFLOW_CONFIG = Path("config.yaml")
+
+
+def workflow_section(section: str, configfiles=(), base: Path = WORKFLOW_CONFIG) -> dict[str, Any]:
+    """One section of the config that the pipeline's rules see, built as Snakemake builds it: ``base``,
+    then each of ``configfiles`` deep-merged over it; checked against the schema, defaults filled in.
+
+    For commands that act on the pipeline's outputs from outside a rule (``mlnb ui``).
+    """
+    from snakemake.utils import update_config
+
+    paths = [Path(base), *map(Path, configfiles)]
+    config: dict[str, Any] = {}
+    for path in paths:
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except OSError as error:
+            raise ConfigError(f"config file {path}: cannot read ({error.strerror or error})") from None
+        except yaml.YAMLError as error:
+            raise ConfigError(f"config file {path}: not valid YAML ({error})") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path}: expected a mapping of config sections")
+        update_config(config, loaded)
+    value = config.get(section, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"config files {', '.join(map(str, paths))}: {section}: expected a mapping")
+    return validate_section(section, value, origin=f"config files {', '.join(map(str, paths))}")
+
+
 _TYPES = {"integer": int, "number": float, "string": str}
 
 

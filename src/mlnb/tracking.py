@@ -94,6 +94,12 @@ def retry_locked(call: Callable[..., T], *args, attempts: int = 8, **kwargs) -> 
     raise AssertionError("unreachable")
 
 
+def pipeline_tracking_uri(mlflow_settings: Mapping[str, Any]) -> str:
+    """The URI every job of the pipeline logs to: the config's ``mlflow.tracking_uri``, or when that is
+    null the SQLite store under the working directory (absolute: a job may run elsewhere)."""
+    return mlflow_settings["tracking_uri"] or default_tracking_uri()
+
+
 def resolve_uri(uri: str | None) -> str | None:
     if uri in (None, ""):
         return None
@@ -118,7 +124,8 @@ def mlflow_client(uri: str):
                           "http(s)://HOST:PORT or another MLflow store URI)") from None
 
 
-def _artifacts_beside(db_path: Path, folder: str = ARTIFACTS_FOLDER) -> str:
+def artifacts_beside(db_path: Path, folder: str = ARTIFACTS_FOLDER) -> str:
+    """The file:// URI of the artifact folder beside a SQLite store (where its experiment keeps artifacts)."""
     return (db_path.parent / folder).resolve().as_uri()
 
 
@@ -135,13 +142,13 @@ def create_experiment(tracking_uri: str, name: str) -> str:
     experiment = _lookup(client, uri, name)
     if experiment is not None:
         if (db_path is not None and ARTIFACTS_TAG not in experiment.tags
-                and experiment.artifact_location == _artifacts_beside(db_path)):
+                and experiment.artifact_location == artifacts_beside(db_path)):
             # Made before the tag existed, in the layout the tag describes.
             retry_locked(client.set_experiment_tag, experiment.experiment_id, ARTIFACTS_TAG, ARTIFACTS_FOLDER)
         return experiment.experiment_id
     if db_path is None:
         return retry_locked(client.create_experiment, name)
-    return retry_locked(client.create_experiment, name, artifact_location=_artifacts_beside(db_path),
+    return retry_locked(client.create_experiment, name, artifact_location=artifacts_beside(db_path),
                         tags={ARTIFACTS_TAG: ARTIFACTS_FOLDER})
 
 
@@ -182,7 +189,7 @@ def _lookup(client, uri: str, name: str):
     db_path = sqlite_path(uri)
     folder = experiment.tags.get(ARTIFACTS_TAG)
     if db_path is not None and folder is not None:
-        expected = _artifacts_beside(db_path, folder)
+        expected = artifacts_beside(db_path, folder)
         if experiment.artifact_location != expected:
             relocate_artifacts(db_path, experiment.experiment_id, experiment.artifact_location, expected)
             experiment = retry_locked(client.get_experiment, experiment.experiment_id)

@@ -49,15 +49,6 @@ def workdir(tmp_path):
     return copy_workflow(tmp_path)
 
 
-@pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory):
-    """The offline demo, run once for the tests below."""
-    folder = copy_workflow(tmp_path_factory.mktemp("demo"))
-    result = snakemake(*DEMO_ARGS, cwd=folder, timeout=1500)
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
-    return folder
-
-
 def pipeline_outputs(folder: Path) -> dict[str, bytes]:
     """Every output file except MLflow's store, logs, timings and training checkpoints (they name
     the MLflow run they continue), by relative path."""

@@ -13,6 +13,7 @@ from mlnb.data import celeba_format
 from mlnb.data.source import parse_source
 from mlnb.errors import ConfigError
 from mlnb.job_runs import EXPERIMENT_ENV, JOB_ENV, TRACKING_URI_ENV
+from mlnb.tracking import pipeline_tracking_uri
 from mlnb.train.launch import launcher
 
 
@@ -33,7 +34,7 @@ if config["augment"]["min_transforms"] > config["augment"]["max_transforms"]:
 
 # Jobs get an absolute URI (they may run in another directory); the default is
 # the SQLite store under the working directory, which init_tracking creates.
-TRACKING_URI = config["mlflow"]["tracking_uri"] or f"sqlite:///{Path('results/mlflow/mlflow.db').resolve()}"
+TRACKING_URI = pipeline_tracking_uri(config["mlflow"])
 EXPERIMENT_MARKER = "results/mlflow/experiment.json"
 
 # The logger plugin (`snakemake --logger mlflow`) logs this invocation to the same store and experiment.
