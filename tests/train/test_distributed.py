@@ -100,13 +100,13 @@ VARIANT = ["--batch-size", "10", "--optimizer", "adam", "--schedule", "one-cycle
            "--eval-every", "20", "--log-every", "10", "--checkpoint-every", "20"]
 
 
-def cnn_command(tmp_path, data, name, uri, steps, processes=1):
+def cnn_command(tmp_path, data, name, uri, steps, processes=1, device="cpu", *extra):
     launch = [sys.executable, "-m", "torch.distributed.run", *torchrun_options(processes)] if processes > 1 \
         else [sys.executable]
     return [*launch, "-m", "mlnb.cli", "train-cnn", "--data", data, "--variant", "ddp", "--seed", "3",
             "--out", str(tmp_path / name), "--checkpoint-dir", str(tmp_path / "checkpoints" / name),
-            "--device", "cpu", "--threads", str(processes), "--tracking-uri", uri, "--experiment", "tests",
-            "--steps", str(steps), *VARIANT]
+            "--device", device, "--threads", str(processes), "--tracking-uri", uri, "--experiment", "tests",
+            "--steps", str(steps), *VARIANT, *extra]
 
 
 def runs_of(uri):
@@ -122,11 +122,11 @@ def weights(folder):
     return torch.load(folder / "model.pt", weights_only=True)
 
 
-def assert_close_weights(first, second):
+def assert_close_weights(first, second, tolerance=1e-4):
     """The same training up to float rounding: the gradients are averaged over the shards."""
     assert first.keys() == second.keys()
     for name in first:
-        torch.testing.assert_close(first[name], second[name], rtol=1e-4, atol=1e-4, msg=name)
+        torch.testing.assert_close(first[name], second[name], rtol=tolerance, atol=tolerance, msg=name)
 
 
 def test_two_processes_log_one_run_like_a_single_process_run_and_train_the_same_model(tmp_path, mnist_npz,
@@ -188,3 +188,19 @@ def test_a_two_process_run_stopped_by_sigusr1_resumes_in_one_process_to_the_end(
                                    capture_output=True, text=True, timeout=300)
     assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
     assert_close_weights(weights(tmp_path / "run"), weights(tmp_path / "whole"))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs (NCCL gives each process its own)")
+def test_two_gpus_train_with_nccl_and_synchronised_batch_norm_like_one_gpu(tmp_path, mnist_npz, mlflow_uri):
+    """NCCL, one GPU per process, batch norm over the global batch (SyncBatchNorm): the weights and the
+    running statistics of one GPU, to TF32 rounding (fp32 here: bf16 off)."""
+    exact = ("--batch-norm", "true", "--bf16", "false", "--channels-last", "false")
+    for name, processes in (("two", 2), ("one", 1)):
+        done = subprocess.run(cnn_command(tmp_path, mnist_npz, name, mlflow_uri, 60, processes, "cuda", *exact),
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    client, runs = runs_of(mlflow_uri)
+    two, one = sorted(runs, key=lambda run: run.data.tags["mlnb.processes"], reverse=True)
+    assert two.data.tags["mlnb.processes"] == "2" and metric_steps(client, two) == metric_steps(client, one)
+    assert_close_weights(weights(tmp_path / "two"), weights(tmp_path / "one"), tolerance=1e-2)

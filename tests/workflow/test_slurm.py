@@ -1,7 +1,7 @@
 """The demo DAG through a real single-node Slurm (Debian's slurmctld, slurmd, munge on 127.0.0.1),
 submitted by ``snakemake --profile workflow/profiles/slurm`` and the executor plugin; and a training job
 pre-empted through Slurm (``scancel --signal=USR1``, as the profile's ``--signal`` warning does) that the
-retried job resumes: same MLflow run, every step logged once.
+retried job resumes: same MLflow run, every step logged once; in one process and in two (torchrun).
 
 Installs what it needs (apt packages, the ``cluster`` extra) and skips only when it cannot: not root or
 no apt-get. It writes /etc/slurm/slurm.conf (the plugin clears SLURM_* inside jobs, so the config must be
@@ -251,15 +251,19 @@ def test_the_logger_plugin_records_the_slurm_jobs(slurm_demo):
     assert jobs[parent(stage_run)][0] == "train_cnn_fast", jobs
 
 
-def test_preempted_training_resumes_through_slurm(cluster, slurm_demo, tmp_path):
+@pytest.mark.parametrize("processes", [1, 2], ids=["one-process", "two-processes"])
+def test_preempted_training_resumes_through_slurm(cluster, slurm_demo, tmp_path, processes):
     """SIGUSR1 through Slurm to the running training job's steps (what ``--signal=USR1@180`` does before
     the time limit): the job checkpoints and fails, the profile's retry resumes it in a new Slurm job.
-    Starts from the demo folder above with more steps, so only the training reruns."""
+    Starts from the demo folder above with more steps, so only the training reruns. With two processes
+    (train.processes, CPU): the job runs torchrun, which forwards the signal; both processes stop after
+    the same step and rank 0 alone writes the checkpoint and logs the one MLflow run."""
     folder = tmp_path / "demo"
     shutil.copytree(slurm_demo[0], folder, symlinks=True)
     earlier_runs = cnn_runs(folder)
     steps, log_every = 60, 10
     (folder / "override.yaml").write_text(f"train:\n  log_every: {log_every}\n  checkpoint_every: 1000\n"
+                                          f"  processes: {processes}\n  threads: {2 // processes}\n"
                                           f"cnn:\n  variants:\n    fast: {{steps: {steps}, eval_every: 30}}\n")
     training_log = folder / "results/logs/train/cnn/fast.log"
     training_log.unlink()  # the demo's: wait for this run's steps
@@ -277,8 +281,11 @@ def test_preempted_training_resumes_through_slurm(cluster, slurm_demo, tmp_path)
     submitted, jobs = submitted_jobs(output), cluster.jobs()
     assert set(submitted.values()) == {"rule_train_cnn_fast"}, output[-3000:]
     assert [jobs[job_id][1] for job_id in submitted] == ["FAILED", "COMPLETED"], (jobs, output[-3000:])
-    resumed_at = int(re.search(r"resuming from \S+ at step (\d+)", training_log.read_text()).group(1))
+    resumed = re.findall(r"resuming from \S+ at step (\d+)", training_log.read_text())
+    assert len(resumed) == processes and len(set(resumed)) == 1, training_log.read_text()[-3000:]
+    resumed_at = int(resumed[0])
     assert 20 <= resumed_at < steps  # not from the start, and no checkpoint but the stop's (every 1000)
+    assert ("torchrun" in output) == (processes > 1)
     runs = {run_id: status for run_id, status in cnn_runs(folder).items() if run_id not in earlier_runs}
     assert list(runs.values()) == ["FINISHED"], runs  # one run, continued by the retry
     with sqlite3.connect(folder / "results/mlflow/mlflow.db") as db:
@@ -287,6 +294,8 @@ def test_preempted_training_resumes_through_slurm(cluster, slurm_demo, tmp_path)
                                 (run_id,)).fetchall()
         logged = [step for (step,) in db.execute("SELECT step FROM metrics WHERE run_uuid = ? AND key = "
                                                  "'train_loss' ORDER BY step", (run_id,))]
-    assert stopped_by == [("SIGUSR1",)]
+        tagged_processes = db.execute("SELECT value FROM tags WHERE run_uuid = ? AND key = 'mlnb.processes'",
+                                      (run_id,)).fetchall()
+    assert stopped_by == [("SIGUSR1",)] and tagged_processes == [(str(processes),)]
     assert logged == list(range(log_every, steps + 1, log_every))  # none lost, none repeated
     assert json.loads((folder / CNN_RESULT).read_text())["settings"]["steps"] == steps

@@ -202,7 +202,8 @@ def test_a_data_parallel_training_job_runs_under_torchrun_and_asks_for_every_pro
     for rule in ("train_cnn_adam_1000", "train_dcgan"):
         details, command = jobs[rule]
         assert launch in command and "--no-python mlnb train-" in command and " --threads 6 " in command, command
-        assert re.search(r"resources: .*\bgpu=2, mem_mb=8000\b", details), details  # 2 x 4000 MB
+        resources = dict(re.findall(r"\b(\w+)=(\w+)", re.search(r"resources: (.*)", details).group(1)))
+        assert (resources["gpu"], resources["mem_mb"], resources["nodes"]) == ("2", "8000", "1"), details
     details, command = jobs["dcgan_real_stats"]
     assert "torchrun" not in command and re.search(r"\bgpu=1\b", details), details
 

@@ -66,6 +66,7 @@ rule train_dcgan:
         mem_mb=lambda wildcards: DCGAN_MEM_MB[wildcards.gan_dataset] * TRAIN_PROCESSES,
         runtime=480,
         gpu=TRAIN_JOB_GPUS,
+        nodes=1,  # torchrun --standalone: every process on one machine (Slurm --nodes=1)
     conda:
         "../../envs/mlnb.yaml"
     params:

@@ -58,6 +58,7 @@ for cnn_variant in CNN_VARIANTS:
             mem_mb=4000 * TRAIN_PROCESSES,
             runtime=120,
             gpu=TRAIN_JOB_GPUS,
+            nodes=1,  # torchrun --standalone: every process on one machine (Slurm --nodes=1)
         conda:
             "../../envs/mlnb.yaml"
         params:
