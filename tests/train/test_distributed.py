@@ -152,34 +152,40 @@ def test_two_processes_log_one_run_like_a_single_process_run_and_train_the_same_
         assert run.data.metrics[key] == pytest.approx(single.data.metrics[key], rel=1e-3, abs=1e-4), key
 
 
-@pytest.mark.slow  # four training runs, two of them in two processes: over a minute
-def test_a_two_process_run_stopped_by_sigusr1_resumes_in_one_process_to_the_end(tmp_path, mnist_npz, mlflow_uri):
+@pytest.mark.slow  # three training runs, one or two of them in two processes: over a minute
+@pytest.mark.parametrize(("stopped", "resumed", "stop"), [(2, 1, signal.SIGUSR1), (1, 2, signal.SIGTERM)],
+                         ids=["two-then-one", "one-then-two"])
+def test_a_run_stopped_mid_way_resumes_with_another_process_count_to_the_end(tmp_path, mnist_npz, mlflow_uri,
+                                                                              stopped, resumed, stop):
+    """SIGUSR1 to torchrun (as Slurm's --signal=USR1 warning; torchrun forwards it to both processes), or
+    SIGTERM to one process; the checkpoint resumes in the other process count: the same MLflow run, every
+    logged step once, the weights of an uninterrupted single-process run."""
     steps = 400
-    launcher_process = subprocess.Popen(cnn_command(tmp_path, mnist_npz, "run", mlflow_uri, steps, processes=2),
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    launched = subprocess.Popen(cnn_command(tmp_path, mnist_npz, "run", mlflow_uri, steps, processes=stopped),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     last = tmp_path / "checkpoints" / "run" / "last.pt"
     deadline = time.monotonic() + 120
-    while not last.exists() and launcher_process.poll() is None and time.monotonic() < deadline:
+    while not last.exists() and launched.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)  # the first checkpoint (step 20) is written: the run is under way
-    launcher_process.send_signal(signal.SIGUSR1)  # as Slurm's --signal=USR1 warns torchrun; it forwards it
-    output, _ = launcher_process.communicate(timeout=180)
-    assert launcher_process.returncode != 0, output
-    assert output.count("stopped by SIGUSR1 after step") == 2, output[-3000:]  # both processes, the same step
+    launched.send_signal(stop)
+    output, _ = launched.communicate(timeout=180)
+    assert launched.returncode == (128 + stop if stopped == 1 else 1), output[-3000:]  # torchrun: 1
+    assert output.count(f"stopped by {stop.name} after step") == stopped, output[-3000:]  # all, the same step
     stopped_at = load_checkpoint(last)["step"]
-    assert f"stopped by SIGUSR1 after step {stopped_at} (checkpoint written)" in output
+    assert f"stopped by {stop.name} after step {stopped_at} (checkpoint written)" in output
     assert 20 <= stopped_at < steps
     client, (run,) = runs_of(mlflow_uri)
-    assert run.info.status == "KILLED" and run.data.tags["mlnb.stopped"] == "SIGUSR1"
+    assert run.info.status == "KILLED" and run.data.tags["mlnb.stopped"] == stop.name
     assert not (tmp_path / "run" / "result.json").exists()
 
-    resumed = subprocess.run(cnn_command(tmp_path, mnist_npz, "run", mlflow_uri, steps), capture_output=True,
-                             text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"resuming from {last} at step {stopped_at}" in resumed.stderr
+    again = subprocess.run(cnn_command(tmp_path, mnist_npz, "run", mlflow_uri, steps, processes=resumed),
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.count(f"resuming from {last} at step {stopped_at}") == resumed  # every process
     client, runs = runs_of(mlflow_uri)
-    assert [r.info.run_id for r in runs] == [run.info.run_id]  # the same run, continued in one process
+    assert [r.info.run_id for r in runs] == [run.info.run_id]  # the same run, continued
     finished = client.get_run(run.info.run_id)
-    assert finished.info.status == "FINISHED" and finished.data.tags["mlnb.processes"] == "1"
+    assert finished.info.status == "FINISHED" and finished.data.tags["mlnb.processes"] == str(resumed)
     for key in ("train_loss", "learning_rate"):  # every logged step once: none repeated, none lost
         assert metric_steps(client, finished)[key] == list(range(10, steps + 1, 10)), key
     assert metric_steps(client, finished)["test_accuracy"] == list(range(20, steps + 1, 20))
