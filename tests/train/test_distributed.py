@@ -15,9 +15,11 @@ import torch.multiprocessing
 
 from mlnb.errors import ConfigError
 from mlnb.models.cnn import SeededDropout
-from mlnb.train.checkpoint import load_checkpoint
+from mlnb.stopping import StopRequest, Stopped
+from mlnb.train.checkpoint import Checkpointer, load_checkpoint
 from mlnb.train.distributed import World, launched_world, process_group
 from mlnb.train.launch import torchrun_options
+from mlnb.train.loop import Hook, TrainingLoop
 
 
 # --- one process: the shard logic ---------------------------------------------------------------------
@@ -92,6 +94,59 @@ def test_two_processes_average_their_metrics_and_all_stop_when_one_got_a_signal(
                                           start_method="spawn")
     answers = sorted(results.get() for _ in range(2))
     assert answers == [(0, 1.5, 0.25, "SIGUSR1", None), (1, 1.5, 0.25, "SIGUSR1", None)]
+
+
+class RecordingTracker:
+    run_id = "run-under-test"
+
+    def __init__(self):
+        self.logged = []
+
+    def log_metrics(self, metrics, step):
+        self.logged.append((step, dict(metrics)))
+
+    def flush(self):
+        pass
+
+
+def _loop(rank: int, size: int, init_file: str, folder, results) -> None:
+    """Ten steps of a loop whose metric is step + rank; rank 1 alone gets SIGUSR1 during step 5."""
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=size)
+    try:
+        stop, tracker, hooked = StopRequest(), RecordingTracker(), []
+
+        def step_fn(step):
+            if rank == 1 and step == 5:
+                stop._handle(signal.SIGUSR1, None)
+            return {"value": torch.tensor(float(step + rank))}
+
+        checkpointer = Checkpointer(folder / f"rank{rank}", fingerprint="f", models={"model": torch.nn.Linear(1, 1)})
+        loop = TrainingLoop(total_steps=10, images_per_step=2, log_every=2, checkpoint_every=3,
+                            checkpointer=checkpointer, tracker=tracker, device=torch.device("cpu"), stop=stop,
+                            hooks=(Hook(2, lambda step, loop: hooked.append(step)),), world=World(rank, size))
+        try:
+            loop.run(step_fn)
+            stopped = None
+        except Stopped as error:
+            stopped = error.signal
+        results.put((rank, stopped, tracker.logged, hooked, sorted(path.name for path in folder.glob(f"rank{rank}/*"))))
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_in_two_processes_the_loop_logs_averages_once_and_all_stop_after_the_same_step(tmp_path):
+    results = torch.multiprocessing.get_context("spawn").SimpleQueue()
+    torch.multiprocessing.start_processes(_loop, args=(2, str(tmp_path / "init"), tmp_path, results), nprocs=2,
+                                          start_method="spawn")
+    (_, stopped0, logged0, hooked0, files0), (_, stopped1, logged1, hooked1, files1) = sorted(
+        results.get() for _ in range(2))
+    assert stopped0 == stopped1 == "SIGUSR1"  # rank 0 got no signal, yet stops after step 5 too
+    assert logged0 == [(2, {"value": 2.0}), (4, {"value": 4.0})] and logged1 == []  # means of both ranks
+    assert hooked0 == [2, 4] and hooked1 == []
+    assert files0 == ["last.pt"] and files1 == []  # rank 0 alone writes checkpoints
+    state = load_checkpoint(tmp_path / "rank0" / "last.pt")
+    assert state["step"] == 5 and state["extra"]["loop"]["means"]["count"] == 1
+    assert float(state["extra"]["loop"]["means"]["sums"]["value"]) == 5.5  # step 5 of both, averaged
 
 
 # --- mlnb train-cnn under torchrun ----------------------------------------------------------------------------

@@ -76,8 +76,9 @@ def test_lint_is_clean():
                      ("rule init_tracking", "Shell command directly uses variable TRACKING_URI from outside of the rule"),
                      ("rule init_tracking", "Shell command directly uses variable config from outside of the rule"),
                      ("rule train_mlp", checkpoint_every),
-                     *((f"rule {rule}", lint) for rule in ("train_dcgan", *(f"train_cnn_{name}" for name in
-                                                                            DEMO_CNN_RULES)) for lint in operational)}, output
+                     *((f"rule {rule}", lint) for rule in ("train_dcgan", *(f"train_cnn_{name}"
+                                                                           for name in DEMO_CNN_RULES))
+                       for lint in operational)}, output
 
 
 def test_dry_run_plans_the_real_config(workdir):

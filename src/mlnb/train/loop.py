@@ -174,7 +174,8 @@ class TrainingLoop:
     def _log(self, step: int, bar: tqdm) -> None:
         self._average_means()
         self.last_metrics = self.means.take()
-        self.tracker.log_metrics(self.last_metrics, step=step)
+        if self.world.is_main:
+            self.tracker.log_metrics(self.last_metrics, step=step)
         shown = {name: f"{value:.4g}" for name, value in self.last_metrics.items()}
         bar.set_postfix(shown, refresh=False)
         if bar.disable and self.world.is_main:  # no terminal: one line per log step instead of a bar
