@@ -17,7 +17,7 @@ from mlnb.errors import ConfigError
 from mlnb.models.cnn import SeededDropout
 from mlnb.stopping import StopRequest, Stopped
 from mlnb.train.checkpoint import Checkpointer, load_checkpoint
-from mlnb.train.distributed import World, launched_world, process_group
+from mlnb.train.distributed import World, launched_world, process_group, rank_device
 from mlnb.train.launch import torchrun_options
 from mlnb.train.loop import Hook, TrainingLoop
 
@@ -56,6 +56,18 @@ def test_the_world_comes_from_torchruns_variables():
         launched_world({"RANK": "4", "WORLD_SIZE": "4", "LOCAL_RANK": "0"})
     with pytest.raises(ConfigError, match="must be integers"):
         launched_world({"RANK": "x", "WORLD_SIZE": "2"})
+
+
+def test_each_process_of_a_cuda_job_takes_the_gpu_of_its_local_rank():
+    cpu = torch.device("cpu")
+    assert rank_device(World(1, 2, 1), cpu) == cpu and rank_device(World(), torch.device("cuda:1")).index == 1
+    with pytest.raises(ConfigError, match=r"train\.device: cuda:1 names one GPU; a data-parallel job"):
+        rank_device(World(0, 2, 0), torch.device("cuda:1"))
+    if torch.cuda.device_count() < 2:
+        with pytest.raises(ConfigError, match="process 1 of 2 wants cuda:1, but only"):
+            rank_device(World(1, 2, 1), torch.device("cuda"))
+    else:
+        assert rank_device(World(1, 2, 1), torch.device("cuda")) == torch.device("cuda", 1)
 
 
 def test_one_process_has_no_process_group_and_its_collectives_change_nothing():

@@ -146,7 +146,7 @@ def rank_device(world: World, device: torch.device) -> torch.device:
     """The device of this rank: ``cuda:LOCAL_RANK`` for a CUDA job, the CPU for a CPU job."""
     if not world.distributed or device.type != "cuda":
         return device
-    if device.index not in (None, 0):
+    if device.index is not None:
         raise ConfigError(f"train.device: {device} names one GPU; a data-parallel job (train.processes "
                           f"{world.size}) uses cuda:0..{world.size - 1} (choose auto or cuda)")
     if world.local_rank >= torch.cuda.device_count():
