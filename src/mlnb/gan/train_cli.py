@@ -12,7 +12,9 @@ go to one MLflow run with the metrics (losses, D(x), D(G(z)), FID, all with
 ``step``) and the generator as the run's model. Checkpoints go to
 ``--checkpoint-dir``; a stopped job (SIGTERM, SIGINT, SIGUSR1) checkpoints and
 exits 128 + signal, and the same command resumes it: same step count, optimizer
-states, RNG states, sample z and MLflow run.
+states, RNG states, sample z and MLflow run. Data-parallel on N GPUs: ``torchrun
+--standalone --nproc-per-node N --no-python mlnb train-dcgan ...`` (what the rule
+runs for ``train.processes`` N; see :mod:`mlnb.train.distributed`).
 """
 
 from __future__ import annotations

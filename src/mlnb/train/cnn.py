@@ -10,6 +10,9 @@ times (training time, images/s, time to ``cnn.target_accuracy``), which vary fro
 run to run and so stay out of OUT. Checkpoints go to ``--checkpoint-dir``; a
 stopped job (SIGTERM, SIGINT, SIGUSR1) checkpoints, exits 128 + signal, and the
 same command resumes it: same step count, optimizer, RNG and MLflow run.
+
+Data-parallel on N GPUs (or CPU processes): ``torchrun --standalone --nproc-per-node N --no-python
+mlnb train-cnn ...`` (what the rule runs for ``train.processes`` N; see :mod:`mlnb.train.distributed`).
 """
 
 from __future__ import annotations
