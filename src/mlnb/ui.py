@@ -31,8 +31,8 @@ log = logging.getLogger(__name__)
 #: Seconds the server gets to stop after SIGTERM before it is killed.
 STOP_TIMEOUT = 30
 #: Browsing needs none of the server's background jobs (GenAI scorers, periodic tasks), which would start
-#: six more processes beside the web server.
-SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+#: six more processes beside the web server; nor does it send MLflow usage reports off the machine.
+SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
 
 
 def configure_parser(parser) -> None:

@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from test_workflow import REPO, copy_workflow
+from test_workflow import REPO, copy_workflow, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -89,12 +88,6 @@ def install_requirements() -> None:
     except ImportError:
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-c", str(REPO / "envs/constraints.txt"),
                         "-e", f"{REPO}[cluster]"], check=True, timeout=600)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def node_hardware() -> tuple[int, int]:

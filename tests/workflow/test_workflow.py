@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import shutil
+import socket
 import sqlite3
 import re
 import subprocess
@@ -33,6 +34,12 @@ DEMO_ARGS = (*RUN_ARGS, "--configfile", DEMO_CONFIG)
 DEMO_CNN_RULES = ("sgd_1000", "bn_dropout_1000", "adam_1000", "adam_20000", "fast")
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def copy_workflow(folder: Path) -> Path:
     """A copy of the workflow in ``folder``, so its results/ starts empty."""
     for name in WORKFLOW_FILES:
@@ -50,9 +57,9 @@ def workdir(tmp_path):
 
 
 def pipeline_outputs(folder: Path) -> dict[str, bytes]:
-    """Every output file except MLflow's store, logs, timings and training checkpoints (they name
-    the MLflow run they continue), by relative path."""
-    volatile = {"mlflow", "logs", "benchmarks", "checkpoints"}
+    """Every output file except MLflow's store, logs, timings, training checkpoints (they name
+    the MLflow run they continue) and test_browse's screenshots of the UI, by relative path."""
+    volatile = {"mlflow", "logs", "benchmarks", "checkpoints", "ui"}
     results = folder / "results"
     return {str(path.relative_to(results)): path.read_bytes() for path in sorted(results.rglob("*"))
             if path.is_file() and not volatile & set(path.relative_to(results).parts)}
