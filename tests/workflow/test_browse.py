@@ -35,9 +35,10 @@ CHROMIUM = Path("/usr/bin/chromium")  # Debian's package chromium
 # network refuses them.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-# Tall enough that the runs table, which draws only the rows in view, draws every run of the demo.
-VIEWPORT = {"width": 1600, "height": 3200}
-GRID_VIEWPORT = {"width": 1600, "height": 1000}
+VIEWPORT = {"width": 1600, "height": 1000}
+# The runs table draws only the rows in view, so its page is made tall enough for every run: ROW_HEIGHT per
+# run (a row is 33 px) and PAGE_TOP for the header and toolbars.
+ROW_HEIGHT, PAGE_TOP = 40, 400
 # The expand/collapse button of a run with child runs, in the runs table's name cell (MLflow 3.17's UI).
 EXPANDER = "button[data-component-id*='runnamecellrenderer']"
 NAME_ROWS = ".ag-pinned-left-cols-container [role=row]"
@@ -156,6 +157,7 @@ def test_the_experiment_page_lists_every_run_of_every_stage(demo_dir, ui, page):
     experiment_id, runs, uri = store_runs(demo_dir)
     url = f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
     assert printed.strip() == f"MLflow UI of {uri}: {url}  (Ctrl-C stops it)"
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": PAGE_TOP + ROW_HEIGHT * len(runs)})
     page.goto(url)
     page.get_by_text(f"{len(runs)} matching runs").wait_for()
     listed = listed_runs(page)
@@ -173,7 +175,6 @@ def test_every_dcgan_runs_latest_sample_grid_renders(demo_dir, ui, page):
     experiment_id, runs, _ = store_runs(demo_dir)
     datasets = workflow_section("dcgan", [demo_dir / DEMO_CONFIG], base=demo_dir / "config.yaml")["datasets"]
     assert datasets
-    page.set_viewport_size(GRID_VIEWPORT)
     for dataset in datasets:
         (run_id,) = [run for run, name in runs.items() if name == f"dcgan-{dataset}"]  # gan.smk's run name
         images = demo_dir / "results" / "mlflow" / "artifacts" / run_id / "artifacts" / "images"
