@@ -65,12 +65,17 @@ def pipeline_outputs(folder: Path) -> dict[str, bytes]:
             if path.is_file() and not volatile & set(path.relative_to(results).parts)}
 
 
+#: the rules whose command logs an MLflow run (job_shell hands each the store's absolute URI)
+TRACKED_RULES = ("gather_augment", "log_data", "report_faces", "report_gates", "report_ladder", "train_dcgan",
+                 "train_gates", "train_mlp", *(f"train_cnn_{name}" for name in DEMO_CNN_RULES))
+
+
 def test_lint_is_clean():
     """Clean but for deliberate lints: fetch reads its retries and timeout from config in the shell
     command, the CNN, MLP and DCGAN rules their checkpoint interval (the CNN and DCGAN also their launcher:
-    torchrun for train.processes > 1) and init_tracking the absolute tracking URI and its server timeout, so
-    that they are not params (a timeout edit must not plan every download, nor a checkpoint interval or
-    process count every training run, nor a moved project a new store)."""
+    torchrun for train.processes > 1), and init_tracking and every tracked rule the absolute tracking URI
+    (init_tracking its server timeout too), so that they are not params (a timeout edit must not plan every
+    download, nor a checkpoint interval or process count every training run, nor a moved project any job)."""
     result = snakemake("--lint", cwd=REPO)
     output = result.stdout + result.stderr
     lints = {(rule, title) for rule, block in re.findall(r"^Lints for (rule \w+|snakefile \S+).*?\n((?:    .*\n?)+)",
@@ -79,9 +84,10 @@ def test_lint_is_clean():
     checkpoint_every, launcher = (f"Shell command directly uses variable {name} from outside of the rule"
                                   for name in ("TRAIN_OPERATIONAL", "TRAIN_LAUNCHER"))
     operational = (checkpoint_every, launcher)
+    store = "Shell command directly uses variable TRACKING_URI from outside of the rule"
     assert lints == {("rule fetch", "Shell command directly uses variable config from outside of the rule"),
-                     ("rule init_tracking", "Shell command directly uses variable TRACKING_URI from outside of the rule"),
                      ("rule init_tracking", "Shell command directly uses variable config from outside of the rule"),
+                     *((f"rule {name}", store) for name in ("init_tracking", *TRACKED_RULES)),
                      ("rule train_mlp", checkpoint_every),
                      *((f"rule {rule}", lint) for rule in ("train_dcgan", *(f"train_cnn_{name}"
                                                                            for name in DEMO_CNN_RULES))
@@ -191,10 +197,12 @@ def test_missing_keys_take_the_schema_defaults(workdir):
 
 
 def test_jobs_get_an_absolute_tracking_uri(workdir):
-    result = snakemake("-n", "-p", "init_tracking", cwd=workdir)
+    result = snakemake("-n", "-p", "--forceall", "results/train/gates/XOR.json", cwd=workdir)
     assert result.returncode == 0, result.stderr[-3000:]
     store = (workdir / "results" / "mlflow" / "mlflow.db").resolve()
-    assert f"--tracking-uri sqlite:///{store} " in result.stdout
+    commands = [line for line in result.stdout.splitlines() if line.startswith("Shell command: ")]
+    assert len(commands) == 2, commands  # init_tracking's, train_gates'
+    assert all(f"--tracking-uri sqlite:///{store} " in line for line in commands), commands
 
 
 def test_a_data_parallel_training_job_runs_under_torchrun_and_asks_for_every_process(workdir):
@@ -333,6 +341,18 @@ def planned_jobs(folder: Path, *args: str) -> dict[str, int]:
 DEMO_CASES, DEMO_SHARDS = 4, 2
 #: the faces' DCGAN jobs, downstream of every faces edit
 DCGAN_FACES = {"dcgan_real_stats": 1, "train_dcgan": 1}
+
+
+@pytest.mark.slow
+def test_a_moved_demo_plans_nothing(demo_dir, tmp_path):
+    """The store's absolute URI is no param: the demo copied elsewhere (the same as moved, for Snakemake's
+    records) is up to date there, and a job it does rerun logs to the store under its new folder."""
+    moved = tmp_path / "elsewhere" / "demo"
+    shutil.copytree(demo_dir, moved, symlinks=True)  # copy2: the files keep their times
+    assert planned_jobs(moved, *DEMO_ARGS) == {}
+    result = snakemake("-n", "-p", "--forcerun", "report_gates", *DEMO_ARGS, cwd=moved)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"--tracking-uri sqlite:///{moved.resolve()}/results/mlflow/mlflow.db " in result.stdout
 
 
 @pytest.mark.slow

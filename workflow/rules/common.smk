@@ -47,7 +47,13 @@ def job_shell(command):
 
     The stage run the command logs then nests in the job's run that the logger
     plugin opened (mlnb.job_runs); without the plugin it is a top-level run.
+    The store's absolute URI goes in beside ``{params.tracking}`` as ``{TRACKING_URI}``,
+    formatted when the job runs: neither a param nor the rule's code, so a moved or
+    copied project reruns nothing (a deliberate lint, as in init_tracking).
     """
+    if "{params.tracking}" not in command:
+        raise ValueError(f"job_shell: a tracked rule's command passes {{params.tracking}}: {command}")
+    command = command.replace("{params.tracking}", "--tracking-uri {TRACKING_URI:q} {params.tracking}")
     return f"export {JOB_ENV}={{log:q}}; {command}"
 
 
@@ -72,12 +78,13 @@ def tracking_args(run_name, **sections):
 
     ``sections`` maps a config section (or a top-level key such as seed) to the JSON it ran with
     (see settings_json); they are logged as its resolved parameters
-    (``config.<section>.<key>``) and hashed inside the job as provenance.
+    (``config.<section>.<key>``) and hashed inside the job as provenance. The store's
+    URI is not among them (it names the project's folder): job_shell adds it.
     """
     stage_config = json.dumps({section: json.loads(value) for section, value in sections.items()},
                               sort_keys=True)
     return (
-        f"--tracking-uri {shlex.quote(TRACKING_URI)} --experiment {shlex.quote(config['mlflow']['experiment'])} "
+        f"--experiment {shlex.quote(config['mlflow']['experiment'])} "
         f"--run-name {shlex.quote(run_name)} --stage-config {shlex.quote(stage_config)}"
     )
 
