@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from mlnb.errors import ConfigError
-from mlnb.train.device import build_model, choose_device, generator, maybe_compile, setup_device, torch_threads
+from mlnb.train.device import (build_model, choose_device, cpu_threads, generator, maybe_compile, setup_device,
+                               torch_threads)
 
 
 def tiny_cnn() -> nn.Module:
@@ -98,3 +100,16 @@ def test_cuda_setup_uses_bf16_and_channels_last():
     model = build_model(tiny_cnn, setup, 1, "test")
     with setup.autocast():
         assert model(setup.images(torch.rand(2, 1, 8, 8, device=setup.device))).dtype == torch.bfloat16
+
+
+def test_cpu_threads_limits_torch_and_numpys_blas_and_restores_them():
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    np.ones((64, 64)) @ np.ones((64, 64))  # numpy's BLAS is loaded
+    before = torch.get_num_threads(), blas_threads()
+    with cpu_threads(1):
+        assert torch.get_num_threads() == 1 and blas_threads() == {1}
+    assert (torch.get_num_threads(), blas_threads()) == before

@@ -76,7 +76,9 @@ rule train_mlp:
         "results/logs/train/mlp.log",
     benchmark:
         "results/benchmarks/train/mlp.tsv"
-    threads: config["train"]["threads"]
+    # numpy's batches of 100 x 784 gain nothing from a second BLAS thread (75,000 images/s either way
+    # on 2 quiet cores) and lose beside other jobs (6,000-23,000 vs 26,000-44,000 with both cores busy)
+    threads: config["train"]["threads"] if config["mlp"]["backend"] == "torch" else 1
     resources:
         mem_mb=4000,
         runtime=120,
@@ -94,6 +96,6 @@ rule train_mlp:
     shell:
         job_shell(
             "mlnb train-mlp --data {input.data} --device {params.device} --seed {params.seed} --settings {params.settings:q} "
-            "{TRAIN_OPERATIONAL} --out {params.out} --timing {output.timing} --checkpoint-dir {params.checkpoints} "
-            "{params.tracking} > {log} 2>&1"
+            "--threads {threads} {TRAIN_OPERATIONAL} --out {params.out} --timing {output.timing} "
+            "--checkpoint-dir {params.checkpoints} {params.tracking} > {log} 2>&1"
         )

@@ -38,6 +38,7 @@ from mlnb.settings import (Settings, add_schema_flags, add_settings_arguments, s
                            settings_from_args)
 from mlnb.stopping import cooperative_stop
 from mlnb.train.checkpoint import Checkpointer, Resumed, checkpoint_folder
+from mlnb.train.device import cpu_threads
 from mlnb.train.loop import Hook, LoopResult, TrainingLoop
 from mlnb.train.settings import TrainSettings
 
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 
 EVAL_BATCH = 10_000
 #: the train keys train-mlp takes: how often it checkpoints (operational: never logged, never a rule's param)
-TRAIN_KEYS = ("checkpoint_every",)
+TRAIN_KEYS = ("checkpoint_every", "threads")
 TRAIN_FLAGS = "train."
 
 
@@ -248,8 +249,7 @@ def configure_parser(parser) -> None:
 
 def run(args) -> int:
     settings = settings_from_args(MlpSettings, args)
-    checkpoint_every = TrainSettings.from_mapping(schema_flag_values(args, TRAIN_KEYS, TRAIN_FLAGS),
-                                                  "command line").checkpoint_every
+    train = TrainSettings.from_mapping(schema_flag_values(args, TRAIN_KEYS, TRAIN_FLAGS), "command line")
     data = load_mnist(args.data, settings.layers[0])
     training = MlpTraining(settings, data, args.seed, args.device)
     checkpointer = Checkpointer(args.checkpoint_dir or checkpoint_folder("mlp", settings.backend),
@@ -258,8 +258,8 @@ def run(args) -> int:
     params = {"seed": args.seed, "device": args.device, **settings.as_dict()}
     with tracking.tracked_run(args, f"mlp-{settings.backend}", params=params, inputs={"mnist": args.data},
                               run_id=resumed.run_id if resumed else None, tags={"mlnb.model": "backprop"}) as tracker:
-        with cooperative_stop() as stop:
-            seconds = training.run(checkpointer, resumed, tracker, checkpoint_every, stop).train_seconds
+        with cooperative_stop() as stop, cpu_threads(train.threads):
+            seconds = training.run(checkpointer, resumed, tracker, train.checkpoint_every, stop).train_seconds
         records, net, predictions = training.records, training.net, training.predict_test()
         counts = confusion_matrix(data.y_test, predictions, settings.layers[-1])
         timed = ("seconds", "train_images_per_second")
