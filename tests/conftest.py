@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import time
+from pathlib import Path
+
 import pytest
 
 
@@ -43,3 +48,24 @@ def mlflow_uri(mlflow_template_db, tmp_path):
     db = tmp_path / "mlflow.db"
     shutil.copyfile(mlflow_template_db, db)
     return f"sqlite:///{db}"
+
+
+def _stop_after_first_checkpoint(command: list[str], checkpoint: Path, stop: signal.Signals,
+                                 env: dict[str, str] | None = None, seconds: float = 120) -> str:
+    """Run ``command``, send it ``stop`` once it has written ``checkpoint`` (the run is under way), and
+    return its output; it must exit with 128 + the signal's number, as a cooperative stop does."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.monotonic() + seconds
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(stop)
+    output, _ = process.communicate(timeout=seconds)
+    assert process.returncode == 128 + stop, output
+    assert f"stopped by {stop.name}" in output
+    return output
+
+
+@pytest.fixture()
+def stop_after_first_checkpoint():
+    """:func:`_stop_after_first_checkpoint`: a training command stopped by a signal mid-run."""
+    return _stop_after_first_checkpoint

@@ -132,6 +132,16 @@ def _thawed(value: Any) -> Any:
     return [_thawed(item) for item in value] if isinstance(value, tuple) else value
 
 
+def read_yaml(path: Path, what: str) -> Any:
+    """A YAML (or JSON) file's content; a ConfigError that starts with ``what`` when it cannot be read."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"{what}: cannot read ({error.strerror or error})") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{what}: not valid YAML ({error})") from None
+
+
 def read_section(section: str, text: str) -> tuple[dict[str, Any], str]:
     """(mapping, origin) from a ``--settings`` value: JSON text or a JSON/YAML file path."""
     stripped = text.strip()
@@ -144,12 +154,7 @@ def read_section(section: str, text: str) -> tuple[dict[str, Any], str]:
     else:
         path = Path(text)
         origin = str(path)
-        try:
-            value = yaml.safe_load(path.read_text())
-        except OSError as error:
-            raise ConfigError(f"--settings {path}: cannot read ({error.strerror or error})") from None
-        except yaml.YAMLError as error:
-            raise ConfigError(f"--settings {path}: not valid YAML/JSON ({error})") from None
+        value = read_yaml(path, f"--settings {path}")
         if isinstance(value, dict) and isinstance(value.get(section), dict):
             value = value[section]  # a whole config file: take this stage's section
     if not isinstance(value, dict):
@@ -173,12 +178,7 @@ def workflow_section(section: str, configfiles=(), base: Path = WORKFLOW_CONFIG)
     paths = [Path(base), *map(Path, configfiles)]
     config: dict[str, Any] = {}
     for path in paths:
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except OSError as error:
-            raise ConfigError(f"config file {path}: cannot read ({error.strerror or error})") from None
-        except yaml.YAMLError as error:
-            raise ConfigError(f"config file {path}: not valid YAML ({error})") from None
+        loaded = read_yaml(path, f"config file {path}")
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path}: expected a mapping of config sections")
         update_config(config, loaded)

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import mlflow
 import numpy as np
@@ -34,19 +33,12 @@ def runs(uri):
 
 
 @pytest.mark.slow
-def test_sigusr1_checkpoints_and_the_rerun_continues_the_same_run_and_epochs(tmp_path, mlflow_uri):
+def test_sigusr1_checkpoints_and_the_rerun_continues_the_same_run_and_epochs(tmp_path, mlflow_uri,
+                                                                            stop_after_first_checkpoint):
     np.savez(tmp_path / "mnist.npz", **synthetic_mnist(train=TRAIN, test=100))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(command(tmp_path, "stopped", mlflow_uri), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, env=env)
-    last = tmp_path / "checkpoints" / "stopped" / "last.pt"
-    deadline = time.monotonic() + 120
-    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)  # the first checkpoint (step 100) is written: the run is under way
-    process.send_signal(signal.SIGUSR1)
-    output, _ = process.communicate(timeout=120)
-    assert process.returncode == 128 + signal.SIGUSR1, output
-    assert "stopped by SIGUSR1" in output
+    last = tmp_path / "checkpoints" / "stopped" / "last.pt"  # the first, at step 100
+    stop_after_first_checkpoint(command(tmp_path, "stopped", mlflow_uri), last, signal.SIGUSR1, env)
     stopped_at = load_checkpoint(last)["step"]
     assert 100 <= stopped_at < STEPS
     client, (run,) = runs(mlflow_uri)
