@@ -260,7 +260,9 @@ def test_a_run_stopped_mid_way_resumes_with_another_process_count_to_the_end(tmp
     uninterrupted = subprocess.run(cnn_command(tmp_path, mnist_npz, "whole", mlflow_uri, steps),
                                    capture_output=True, text=True, timeout=300)
     assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
-    assert_close_weights(weights(tmp_path / "run"), weights(tmp_path / "whole"))
+    # 400 Adam steps amplify the all-reduce's rounding on a few weights to ~1e-4 (measured: 1e-6 to 1.2e-4
+    # over stops); the same dropout mask on both shards (a bug) moves the dense weights by 0.16 (measured)
+    assert_close_weights(weights(tmp_path / "run"), weights(tmp_path / "whole"), tolerance=1e-3)
 
 
 @pytest.mark.gpu
