@@ -1,4 +1,4 @@
-"""Suite-wide pytest setup: GPU tests skip cleanly without CUDA."""
+"""Suite-wide pytest setup: terminal Ctrl-C semantics, GPU tests skip cleanly without CUDA, an MLflow store per test."""
 
 from __future__ import annotations
 
@@ -8,6 +8,14 @@ import time
 from pathlib import Path
 
 import pytest
+
+
+def pytest_configure(config):
+    """Ctrl-C semantics as in a terminal, for this process and the processes the tests start (an ignored
+    signal survives exec): a suite launched in the background of a script starts with SIGINT ignored,
+    and the tests that interrupt a run with SIGINT would wait for nothing."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _cuda_available() -> bool:

@@ -61,10 +61,17 @@ class LogHandler(LogHandlerBase):
         self._watch_interrupt()
 
     def _watch_interrupt(self) -> None:
-        """Note Ctrl-C (SIGINT) before Snakemake's own handling, to end the invocation KILLED."""
+        """Note Ctrl-C (SIGINT) before Snakemake's own handling, to end the invocation KILLED.
+
+        A Snakemake started with SIGINT ignored (``nohup``, a background job of a script) keeps
+        ignoring it: watching would make Ctrl-C stop what was started not to stop on it.
+        """
         if threading.current_thread() is not threading.main_thread():
             return
-        self._previous_sigint = previous = signal.getsignal(signal.SIGINT)
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is signal.SIG_IGN:
+            return
+        self._previous_sigint = previous
 
         def note_interrupt(signum, frame):
             self.interrupted_by = signal.Signals(signum).name

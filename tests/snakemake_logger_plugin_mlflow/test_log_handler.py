@@ -187,6 +187,18 @@ def test_sigint_ends_the_invocation_its_open_jobs_and_their_stage_runs_killed(st
     assert INVOCATION_ENV not in os.environ
 
 
+def test_a_snakemake_that_ignores_sigint_keeps_ignoring_it(store, tmp_path):
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        handler = make_handler(store)
+        feed(handler, *start(uuid.uuid4(), str(tmp_path), {"slow": 1, "total": 1}))
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        handler.close()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_jobs_still_running_when_snakemake_stops_without_an_error_are_killed(store, tmp_path):
     handler = make_handler(store)
     feed(handler, *start(uuid.uuid4(), str(tmp_path), {"slow": 2, "total": 2}),
