@@ -173,7 +173,10 @@ class TrainingLoop:
 
     def _log(self, step: int, bar: tqdm) -> None:
         self._average_means()
-        self.last_metrics = self.means.take()
+        metrics = self.means.take()
+        if not metrics:  # steps that report none (the MLP's: its epoch hook logs each epoch)
+            return
+        self.last_metrics = metrics
         if self.world.is_main:
             self.tracker.log_metrics(self.last_metrics, step=step)
         shown = {name: f"{value:.4g}" for name, value in self.last_metrics.items()}
