@@ -14,10 +14,9 @@ include: "workflow/rules/tracking.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/faces.smk"
 include: "workflow/rules/augment.smk"
-include: "workflow/rules/train.smk"
+include: "workflow/rules/cnn.smk"
 include: "workflow/rules/scratch.smk"
-include: "workflow/rules/gan.smk"
-include: "workflow/rules/report.smk"
+include: "workflow/rules/dcgan.smk"
 
 
 rule all:

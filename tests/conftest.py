@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.synthetic_mnist import write_mnist_npz
+
 
 def pytest_configure(config):
     """Ctrl-C semantics as in a terminal, for this process and the processes the tests start (an ignored
@@ -77,3 +79,9 @@ def _stop_after_first_checkpoint(command: list[str], checkpoint: Path, stop: sig
 def stop_after_first_checkpoint():
     """:func:`_stop_after_first_checkpoint`: a training command stopped by a signal mid-run."""
     return _stop_after_first_checkpoint
+
+
+@pytest.fixture()
+def mnist_npz(tmp_path):
+    """A synthetic MNIST-shaped .npz (tests/synthetic_mnist.py): 200 train and 50 test digits."""
+    return write_mnist_npz(tmp_path / "mnist.npz")

@@ -20,7 +20,7 @@ import pytest
 
 from mlnb import cli
 from mlnb.data.mnist import write_idx
-from mlnb.gan.fid import FeatureStats
+from mlnb.dcgan.fid import FeatureStats
 
 
 @pytest.fixture()

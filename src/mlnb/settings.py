@@ -79,6 +79,12 @@ def _with_defaults(schema: Mapping[str, Any], value: Any) -> Any:
     return filled
 
 
+def operational_keys(section: str) -> frozenset[str]:
+    """The keys of a section that the schema marks ``x-operational``: how a job runs, never what it makes."""
+    properties = section_schema(section).get("properties", {})
+    return frozenset(key for key, node in properties.items() if node.get("x-operational"))
+
+
 def validate_section(section: str, mapping: Mapping[str, Any], origin: str = "settings") -> dict[str, Any]:
     """``mapping`` checked against the section's schema, defaults filled in.
 
@@ -126,6 +132,11 @@ class Settings:
 
     def as_dict(self) -> dict[str, Any]:
         return {field.name: _thawed(getattr(self, field.name)) for field in dataclasses.fields(self)}
+
+    def defining(self) -> dict[str, Any]:
+        """Every setting but the operational ones: what a run's results depend on (logged, fingerprinted)."""
+        operational = operational_keys(self.section)
+        return {name: value for name, value in self.as_dict().items() if name not in operational}
 
 
 def _thawed(value: Any) -> Any:

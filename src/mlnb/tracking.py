@@ -21,6 +21,7 @@ its runs at the artifacts beside the store again (:func:`relocate_artifacts`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -63,6 +64,22 @@ T = TypeVar("T")
 
 def default_tracking_uri(store: Path = DEFAULT_STORE) -> str:
     return f"sqlite:///{(store / 'mlflow.db').resolve()}"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackingOptions:
+    """Where a command logs its MLflow run (no ``tracking_uri``: nowhere), as the tracking flags give it."""
+
+    tracking_uri: str | None = None
+    experiment: str = "mlnb"
+    run_name: str | None = None
+    stage_config: Mapping[str, Any] | None = None
+    input_file: tuple[str, ...] = ()
+
+    @classmethod
+    def from_args(cls, args) -> TrackingOptions:
+        return cls(tracking_uri=args.tracking_uri, experiment=args.experiment, run_name=args.run_name,
+                   stage_config=args.stage_config, input_file=tuple(args.input_file))
 
 
 def add_tracking_arguments(parser) -> None:
@@ -371,10 +388,10 @@ class Tracker:
 
 
 @contextlib.contextmanager
-def tracked_run(args, run_name: str, params: Mapping[str, Any] | None = None, run_id: str | None = None,
+def tracked_run(args: TrackingOptions | Any, run_name: str, params: Mapping[str, Any] | None = None, run_id: str | None = None,
                 inputs: Mapping[str, str | os.PathLike] | None = None,
                 tags: Mapping[str, Any] | None = None) -> Iterator[Tracker]:
-    """Open an MLflow run from a command's tracking arguments, with provenance.
+    """Open an MLflow run from a command's tracking options (or its parsed arguments), with provenance.
 
     ``run_id`` continues that run (resuming from a checkpoint, a Slurm retry)
     instead of creating one; its logged params must match. With ``MLNB_PARENT_RUN_ID``

@@ -6,7 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-from augment_helpers import make_pair
+from tests.augment.augment_helpers import make_pair
 
 from mlnb.augment import Pair
 

@@ -11,7 +11,7 @@ import shutil
 import nibabel as nib
 import numpy as np
 import pytest
-from augment_helpers import write_nifti_pair, write_picture_pair
+from tests.augment.augment_helpers import write_nifti_pair, write_picture_pair
 
 from mlnb import cli
 

@@ -7,7 +7,7 @@ import gzip
 import nibabel as nib
 import numpy as np
 import pytest
-from augment_helpers import write_nifti_pair, write_picture_pair
+from tests.augment.augment_helpers import write_nifti_pair, write_picture_pair
 from PIL import Image
 
 from mlnb.augment import CropToSegmentation, Normalise, Resample, Rotate, augment

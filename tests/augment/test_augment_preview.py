@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from augment_helpers import make_pair
+from tests.augment.augment_helpers import make_pair
 from PIL import Image
 
 from mlnb.augment import Rotate, augment

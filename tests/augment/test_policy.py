@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from augment_helpers import policy as make_policy
+from tests.augment.augment_helpers import policy as make_policy
 
 from mlnb.augment import CropToSegmentation, Flip, Intensity, Normalise, Resample, Rotate, Scale, SliceShift, Translate
 from mlnb.augment.policy import BLOG_TRANSFORMS, RandomFlip, RandomPolicy, copy_generator

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from augment_helpers import make_pair
-from augment_helpers import policy as make_policy
+from tests.augment.augment_helpers import make_pair
+from tests.augment.augment_helpers import policy as make_policy
 
 from mlnb.augment import (
     CropToSegmentation,

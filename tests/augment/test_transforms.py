@@ -24,7 +24,7 @@ from mlnb.augment import (
 )
 from mlnb.errors import DataError, MlnbError
 
-from augment_helpers import THRESHOLD, make_pair, warped_wave, wave_pair
+from tests.augment.augment_helpers import THRESHOLD, make_pair, warped_wave, wave_pair
 
 MODES = ("fused", "sequential")
 

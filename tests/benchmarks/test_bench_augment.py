@@ -19,7 +19,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from augment_helpers import warped_wave, wave_pair
+from tests.augment.augment_helpers import warped_wave, wave_pair
 
 from mlnb import cli
 from mlnb.augment import Normalise, Pair, Rotate, Translate, affine, augment

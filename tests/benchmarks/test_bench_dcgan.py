@@ -28,12 +28,12 @@ import pytest
 import torch
 from PIL import Image
 
-from mlnb.gan.fid import inception_features
-from mlnb.gan.settings import DcganSettings
-from mlnb.gan.steps import GanSteps
-from mlnb.models.dcgan import Discriminator, Generator, sample_z
-from mlnb.train.data import DeviceDataset, EpochBatches
-from mlnb.train.device import build_model, maybe_compile, setup_device
+from mlnb.dcgan.fid import inception_features
+from mlnb.dcgan.settings import DcganSettings
+from mlnb.dcgan.steps import GanSteps
+from mlnb.dcgan.network import Discriminator, Generator, sample_z
+from mlnb.training.data import DeviceDataset, EpochBatches
+from mlnb.training.device import build_model, maybe_compile, setup_device
 
 pytestmark = pytest.mark.benchmark
 

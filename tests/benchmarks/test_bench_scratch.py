@@ -25,7 +25,7 @@ import pytest
 import torch
 from threadpoolctl import threadpool_limits
 
-from mlnb.models.backprop import Network, to_numpy
+from mlnb.scratch.network import Network, to_numpy
 from mlnb.rng import generator
 
 pytestmark = pytest.mark.benchmark

@@ -17,7 +17,7 @@ from snakemake_interface_logger_plugins.tests import MockOutputSettings
 from mlnb import tracking
 from mlnb.job_runs import INVOCATION_ENV, TAG_JOB, TAG_KIND
 from snakemake_logger_plugin_mlflow import LogHandler, LogHandlerSettings
-import snakemake_records as records
+import tests.snakemake_logger_plugin_mlflow.snakemake_records as records
 
 T0 = 1_796_223_894.0
 EXPERIMENT = "tests"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_workflow import DEMO_ARGS, copy_workflow, snakemake
+from tests.workflow.test_workflow import DEMO_ARGS, copy_workflow, snakemake
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ import pytest
 from PIL import Image
 
 from mlnb.settings import workflow_section
-from test_workflow import DEMO_CONFIG, REPO, free_port
+from tests.workflow.test_workflow import DEMO_CONFIG, REPO, free_port
 
 pytestmark = pytest.mark.slow
 

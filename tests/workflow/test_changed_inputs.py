@@ -16,7 +16,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from test_workflow import DEMO_CONFIG, RUN_ARGS, copy_workflow, planned_jobs, snakemake
+from tests.workflow.test_workflow import DEMO_CONFIG, RUN_ARGS, copy_workflow, planned_jobs, snakemake
 
 HEART_REPLICA = Path("results/demo/heart/Task02_Heart.tar")
 #: the jobs that read the heart volumes, and all they depend on (the training stages are left out: slow, unrelated)

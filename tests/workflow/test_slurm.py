@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from test_workflow import REPO, copy_workflow, free_port
+from tests.workflow.test_workflow import REPO, copy_workflow, free_port
 
 pytestmark = pytest.mark.slow
 

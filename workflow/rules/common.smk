@@ -14,7 +14,7 @@ from mlnb.data.source import parse_source
 from mlnb.errors import ConfigError
 from mlnb.job_runs import EXPERIMENT_ENV, JOB_ENV, TRACKING_URI_ENV
 from mlnb.tracking import pipeline_tracking_uri
-from mlnb.train.launch import launcher
+from mlnb.training.launch import launcher
 
 
 # Missing keys take the schema's defaults (nested sections and $ref definitions too).

@@ -1,4 +1,4 @@
-# Training the from-scratch network (mlnb.models.backprop): the blog's logic gates, one job
+# Training the from-scratch network (mlnb.scratch.network): the blog's logic gates, one job
 # per gate over several seeds, then one report beside the blog's XOR run; and the
 # same network on MNIST with mini-batches (numpy, or torch on train.device), checkpointed like the
 # CNN to results/checkpoints/mlp/<backend>/, so a stopped job resumes where it stopped when rerun.

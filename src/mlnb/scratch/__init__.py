@@ -1,0 +1,1 @@
+"""The from-scratch network (01-backprop): hand-written back-propagation on the logic gates and MNIST."""

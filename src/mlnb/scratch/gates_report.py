@@ -1,0 +1,91 @@
+"""``mlnb report-gates``: one Markdown table of the gates' training over seeds, beside the blog's XOR run.
+
+Reads the ``<GATE>.json`` files that ``mlnb train-gates`` writes and writes the report (also
+an MLflow artifact): per gate how many seeds converged, the median and range of their
+iterations, and how many end with every truth-table row right; then each gate's truth tables.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mlnb import tracking
+from mlnb.errors import DataError
+from mlnb.io import atomic_path
+from mlnb.scratch.gates import BLOG_XOR_ITERATIONS, GATES, INPUTS, truth_table_markdown
+
+RESULT_KEYS = ("gate", "settings", "summary", "runs")
+
+
+def read_result(path: Path) -> dict:
+    try:
+        result = json.loads(path.read_text())
+    except OSError as error:
+        raise DataError(f"{path}: cannot read ({error.strerror or error})") from None
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}: not JSON ({error})") from None
+    missing = [key for key in RESULT_KEYS if not isinstance(result, dict) or key not in result]
+    if missing:
+        raise DataError(f"{path}: not a train-gates result (missing {', '.join(missing)})")
+    return result
+
+
+def _iterations(value) -> str:
+    return "—" if value is None else f"{value:,.0f}"
+
+
+def report_markdown(results: list[dict]) -> str:
+    settings = results[0]["settings"]
+    layers = "-".join(map(str, settings["layers"]))
+    lines = [
+        "# Logic gates: the from-scratch network over seeds",
+        "",
+        f"Network {layers} ({', '.join(settings['transfers'])}), learning rate {settings['learning_rate']}, "
+        f"momentum {settings['momentum']}; each seed trains until the summed squared error is below "
+        f"{settings['min_error']:g} or {settings['max_iterations']:,} iterations. "
+        f"Iterations count as in the blog (its one XOR run: {BLOG_XOR_ITERATIONS:,}).",
+        "",
+        "| gate | converged | median iterations | range | all rows right | blog |",
+        "| :--- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for result in results:
+        summary = result["summary"]
+        span = (f"{_iterations(summary['min_iterations'])} – {_iterations(summary['max_iterations'])}"
+                if summary["converged"] else "—")
+        blog = f"{BLOG_XOR_ITERATIONS:,}" if result["gate"] == "XOR" else "—"
+        lines.append(f"| {result['gate']} | {summary['converged']}/{summary['seeds']} | "
+                     f"{_iterations(summary['median_iterations'])} | {span} | "
+                     f"{summary['all_rows_right']}/{summary['seeds']} | {blog} |")
+    for result in results:
+        lines += ["", f"## {result['gate']}: final outputs per seed", "",
+                  truth_table_markdown(result["gate"], result["runs"])]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def configure_parser(parser) -> None:
+    parser.add_argument("results", nargs="+", type=Path, help="<GATE>.json files written by mlnb train-gates")
+    parser.add_argument("--out", type=Path, required=True, help="the Markdown report to write")
+    tracking.add_tracking_arguments(parser)
+
+
+def run(args) -> int:
+    results = [read_result(path) for path in args.results]
+    gates = [result["gate"] for result in results]
+    if len(set(gates)) != len(gates):
+        raise DataError(f"{', '.join(map(str, args.results))}: a gate appears twice ({gates})")
+    order = list(GATES)
+    results.sort(key=lambda result: order.index(result["gate"]) if result["gate"] in order else len(order))
+    if any(len(run["outputs"]) != len(INPUTS) for result in results for run in result["runs"]):
+        raise DataError(f"{args.out}: a result's truth table does not have {len(INPUTS)} rows")
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(report_markdown(results))
+    with tracking.tracked_run(args, "gates-report", params={"gates": gates}) as tracker:
+        tracker.log_artifact(args.out)
+        for result in results:
+            summary = result["summary"]
+            tracker.log_metrics({f"{result['gate']}.converged": summary["converged"],
+                                 **({f"{result['gate']}.median_iterations": summary["median_iterations"]}
+                                    if summary["median_iterations"] is not None else {})})
+    print(args.out.read_text())
+    return 0

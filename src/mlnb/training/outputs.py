@@ -1,0 +1,33 @@
+"""What every training stage writes the same way: result JSON, weights, checkpoint fingerprints."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mlnb.io import atomic_path
+
+
+def write_json(path: str | os.PathLike, data: Mapping[str, Any]) -> None:
+    """``data`` as indented, key-sorted JSON, written atomically (the same bytes for the same data)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def save_state_dict(module: torch.nn.Module, path: str | os.PathLike) -> None:
+    """The module's weights on the CPU, atomically; load them with ``torch.load(..., weights_only=True)``."""
+    # saved through a handle: torch.save names the archive after a path (here a random temporary one)
+    with atomic_path(Path(path)) as tmp, open(tmp, "wb") as handle:
+        torch.save({key: value.cpu() for key, value in module.state_dict().items()}, handle)
+
+
+def fingerprint(**shape: Any) -> str:
+    """A checkpoint's fingerprint: the hash of everything that shapes the run (the settings' defining keys,
+    seed, device, number formats, input checksums). A checkpoint with another fingerprint is not resumed."""
+    return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
