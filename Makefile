@@ -1,11 +1,12 @@
-# Two entry points: `make demo` (offline pipeline run) and `make test` (test suite).
-# Both create .venv on first use and reuse it afterwards.
+# Two entry points: `make demo` (offline pipeline run) and `make test` (test suite);
+# `make test-fast` runs the unit layer alone (no test marked slow: demo, Slurm, browser, multi-process).
+# Each creates .venv on first use and reuses it afterwards.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 CORES  ?= 2
 
-.PHONY: demo test benchmark lint clean-results
+.PHONY: demo test test-fast benchmark lint clean-results
 
 # Every installed package is pinned by envs/constraints.txt (the tested stack).
 $(BIN)/mlnb: pyproject.toml envs/constraints.txt
@@ -22,6 +23,10 @@ demo: $(BIN)/mlnb
 
 test: $(BIN)/mlnb
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest tests
+
+# A second -m replaces addopts' `-m 'not benchmark'`, so this one repeats it.
+test-fast: $(BIN)/mlnb
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not slow and not benchmark" tests
 
 benchmark: $(BIN)/mlnb
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -s -m benchmark tests/benchmarks

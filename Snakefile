@@ -20,6 +20,7 @@ include: "workflow/rules/dcgan.smk"
 
 
 rule all:
+    default_target: True
     input:
         DATA_TARGETS,
         FACES_TARGETS,
@@ -28,4 +29,3 @@ rule all:
         GATES_TARGETS,
         MLP_TARGETS,
         DCGAN_TARGETS,
-    default_target: True

@@ -192,19 +192,19 @@ CASES = [
     ("fid-stats/not-images", "fid-stats {text} --out {tmp}/s.npz --device cpu", r"notes\.txt"),
     ("fid-stats/bad-device", "fid-stats {npz} --out {tmp}/s.npz --device tpu", r"--device|tpu"),
     # train-dcgan
-    ("train-dcgan/missing-images", "train-dcgan {missing} --dataset celeba --real-stats {missing} --out {tmp}/o "
-     "--device cpu", r"missing\.bin: no such file"),
-    ("train-dcgan/not-images", "train-dcgan {text} --dataset celeba --real-stats {missing} --out {tmp}/o --device cpu",
-     r"notes\.txt: not a numpy array file"),
-    ("train-dcgan/empty-faces", "train-dcgan {empty_faces} --dataset celeba --real-stats {missing} --out {tmp}/o "
-     "--device cpu", r"empty_faces\.npy: holds no images"),
-    ("train-dcgan/float-faces", "train-dcgan {float_faces} --dataset celeba --real-stats {missing} --out {tmp}/o "
-     "--device cpu", r"float_faces\.npy: images must be uint8, got float32"),
-    ("train-dcgan/not-square", "train-dcgan {oblong_faces} --dataset celeba --real-stats {missing} --out {tmp}/o "
-     "--device cpu", r"oblong_faces\.npy: images must be square, got 16 x 8"),
-    ("train-dcgan/missing-stats", "train-dcgan {npz} --dataset mnist --real-stats {missing} --out {tmp}/o "
+    ("train-dcgan/missing-images", "train-dcgan --data {missing} --dataset celeba --real-stats {missing} "
+     "--out {tmp}/o --device cpu", r"missing\.bin: no such file"),
+    ("train-dcgan/not-images", "train-dcgan --data {text} --dataset celeba --real-stats {missing} --out {tmp}/o "
+     "--device cpu", r"notes\.txt: not a numpy array file"),
+    ("train-dcgan/empty-faces", "train-dcgan --data {empty_faces} --dataset celeba --real-stats {missing} "
+     "--out {tmp}/o --device cpu", r"empty_faces\.npy: holds no images"),
+    ("train-dcgan/float-faces", "train-dcgan --data {float_faces} --dataset celeba --real-stats {missing} "
+     "--out {tmp}/o --device cpu", r"float_faces\.npy: images must be uint8, got float32"),
+    ("train-dcgan/not-square", "train-dcgan --data {oblong_faces} --dataset celeba --real-stats {missing} "
+     "--out {tmp}/o --device cpu", r"oblong_faces\.npy: images must be square, got 16 x 8"),
+    ("train-dcgan/missing-stats", "train-dcgan --data {npz} --dataset mnist --real-stats {missing} --out {tmp}/o "
      "--device cpu", r"missing\.bin: not an FID statistics file"),
-    ("train-dcgan/batch-over-images", "train-dcgan {npz} --dataset mnist --real-stats {stats} --out {tmp}/o "
+    ("train-dcgan/batch-over-images", "train-dcgan --data {npz} --dataset mnist --real-stats {stats} --out {tmp}/o "
      "--device cpu --batch-size 64", r"batch size 64 must be between 1 and the dataset's 2"),
     # ui
     ("ui/port-0", "ui --port 0", r"--port 0: must be between 1 and 65535"),

@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 
 from mlnb import cli
+from mlnb.errors import ConfigError
 from mlnb.settings import workflow_section
+from mlnb.ui import serve_store
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -81,6 +83,16 @@ def test_a_bad_config_is_one_clear_error(project, caplog, configfile, message):
     code, output = ui(["--configfile", "edit.yaml"], caplog)
     assert code == 2
     assert re.search(message, output), output
+
+
+def test_serve_store_checks_its_values_and_the_store_before_it_serves(project):
+    with pytest.raises(ConfigError, match="--port 70000: must be between 1 and 65535"):
+        serve_store(port=70000)
+    with pytest.raises(ConfigError, match="--workers 0: must be at least 1"):
+        serve_store(workers=0)
+    with pytest.raises(ConfigError, match=r"mlflow\.db does not exist yet: run the pipeline first"):
+        serve_store([], port=free_port())
+    assert not (project / "results").exists()
 
 
 def test_a_missing_configfile_is_named(project, caplog):
@@ -147,6 +159,7 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow  # a real MLflow server
 def test_it_serves_the_store_on_127_0_0_1_and_stops_with_its_workers(project, mlflow_template_db):
     make_store(project, mlflow_template_db)
     port = free_port()
@@ -173,6 +186,7 @@ def test_it_serves_the_store_on_127_0_0_1_and_stops_with_its_workers(project, ml
         assert probe.connect_ex(("127.0.0.1", port)) != 0
 
 
+@pytest.mark.slow  # a real MLflow server
 def test_an_unknown_experiment_serves_the_store_and_names_its_experiments(project, mlflow_template_db):
     make_store(project, mlflow_template_db)
     port = free_port()

@@ -386,6 +386,21 @@ class Tracker:
         if self.active:
             retry_locked(self._client.log_dict, self.run_id, dict(data), name)
 
+    def log_pytorch_model(self, model, name: str, input_example: Any, pip_requirements: list[str]) -> None:
+        """A CPU copy of the torch module ``model``, in eval mode, as the run's MLflow model ``name`` (pytorch
+        flavour); the caller's module is left as it is."""
+        if not self.active:
+            return
+        import copy
+
+        import mlflow
+        import mlflow.pytorch
+
+        mlflow.set_tracking_uri(self._client.tracking_uri)
+        with mlflow.start_run(run_id=self.run_id):
+            mlflow.pytorch.log_model(copy.deepcopy(model).cpu().eval(), name=name, input_example=input_example,
+                                     pip_requirements=pip_requirements)
+
 
 @contextlib.contextmanager
 def tracked_run(args: TrackingOptions | Any, run_name: str, params: Mapping[str, Any] | None = None, run_id: str | None = None,
@@ -416,7 +431,9 @@ def tracked_run(args: TrackingOptions | Any, run_name: str, params: Mapping[str,
     _require_store(uri, args.experiment)  # before the client: it would create the store
     client = mlflow_client(uri)
     experiment = experiment_id(uri, args.experiment, client)
-    run_tags = {**provenance_tags(run_name, stage_config or params), **(tags or {})}
+    # tag values are strings on MLflow's REST protocol (a SQLite store would stringify them silently)
+    run_tags = {key: str(value) for key, value in {**provenance_tags(run_name, stage_config or params),
+                                                   **(tags or {})}.items()}
     if run_id is None:
         run = _create_run(client, uri, experiment, getattr(args, "run_name", None) or run_name, run_tags)
     else:

@@ -1,9 +1,4 @@
-"""``mlnb ui``: browse the pipeline's MLflow store in MLflow's own server (its web UI and REST API).
-
-Run it in the project directory, after the pipeline::
-
-    mlnb ui                                          # the real config's experiment
-    mlnb ui --configfile workflow/config/demo.yaml   # the offline demo's
+"""Browse the pipeline's MLflow store in MLflow's own server (its web UI and REST API): ``mlnb ui``.
 
 The store is the one the pipeline's jobs log to: the config's ``mlflow`` section
 (config.yaml with each ``--configfile`` deep-merged over it, as Snakemake builds it),
@@ -20,11 +15,12 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from mlnb import tracking
 from mlnb.errors import ConfigError
-from mlnb.settings import WORKFLOW_CONFIG, workflow_section
+from mlnb.settings import workflow_section
 
 log = logging.getLogger(__name__)
 
@@ -35,27 +31,18 @@ STOP_TIMEOUT = 30
 SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
 
 
-def configure_parser(parser) -> None:
-    parser.add_argument("--configfile", nargs="+", type=Path, default=[], metavar="FILE",
-                        help=f"config files the pipeline ran with, deep-merged over {WORKFLOW_CONFIG} in order "
-                             "(as snakemake --configfile)")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="interface to listen on (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=int, default=5000, help="port to listen on (default 5000)")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="server worker processes (default 1, enough for one person browsing)")
-
-
-def run(args) -> int:
-    if not 0 < args.port < 65536:
-        raise ConfigError(f"--port {args.port}: must be between 1 and 65535")
-    if args.workers < 1:
-        raise ConfigError(f"--workers {args.workers}: must be at least 1")
-    settings = workflow_section("mlflow", args.configfile)
+def serve_store(configfiles: Sequence[Path] = (), host: str = "127.0.0.1", port: int = 5000, workers: int = 1) -> int:
+    """Serve the store that the pipeline run with ``configfiles`` logs to (its ``mlflow`` section, over
+    config.yaml) on ``host``:``port`` until stopped; print its address first. Return the server's exit code."""
+    if not 0 < port < 65536:
+        raise ConfigError(f"--port {port}: must be between 1 and 65535")
+    if workers < 1:
+        raise ConfigError(f"--workers {workers}: must be at least 1")
+    settings = workflow_section("mlflow", configfiles)
     uri = tracking.pipeline_tracking_uri(settings)
-    command = server_command(uri, args.host, args.port, args.workers)
-    require_free_port(args.host, args.port)
-    url = f"http://{args.host}:{args.port}/{experiment_fragment(uri, settings['experiment'])}"
+    command = server_command(uri, host, port, workers)
+    require_free_port(host, port)
+    url = f"http://{host}:{port}/{experiment_fragment(uri, settings['experiment'])}"
     print(f"MLflow UI of {uri}: {url}  (Ctrl-C stops it)", flush=True)
     return serve(command)
 

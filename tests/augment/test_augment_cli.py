@@ -11,9 +11,13 @@ import shutil
 import nibabel as nib
 import numpy as np
 import pytest
-from tests.augment.augment_helpers import write_nifti_pair, write_picture_pair
 
 from mlnb import cli
+from mlnb.augment.copies import augment_image
+from mlnb.augment.gather import gather_augment
+from mlnb.augment.settings import AugmentSettings
+from mlnb.io import file_md5
+from tests.augment.augment_helpers import write_nifti_pair, write_picture_pair
 
 
 def files_of(folder):
@@ -51,6 +55,31 @@ def test_volumes_give_every_file_and_the_same_seed_gives_the_same_bytes(nifti_pa
 
     assert augment(image, seg, tmp_path / "c", "--dims", "24", "24", "6", "--seed", "12") == 0
     assert files_of(tmp_path / "c")["anatomical_aug0.nii"] != first["anatomical_aug0.nii"]
+
+
+def test_augment_image_from_python_writes_what_the_command_writes(nifti_pair, tmp_path):
+    image, seg = nifti_pair
+    assert augment(image, seg, tmp_path / "command", "--dims", "24", "24", "6") == 0
+    settings = AugmentSettings.from_mapping({"copies": 3, "dims": [24, 24, 6]})
+    records = augment_image(image, seg, tmp_path / "python", settings, seed=11)
+    assert [record["copy"] for record in records] == [0, 1, 2]
+    assert files_of(tmp_path / "python") == files_of(tmp_path / "command")
+
+
+def test_the_augment_run_logs_the_flags_as_given(nifti_pair, tmp_path, mlflow_uri):
+    import mlflow
+
+    image, seg = nifti_pair
+    out = tmp_path / "a"
+    assert augment(image, seg, out, "--settings", '{"dims": [20, 20]}', "--order", "1",
+                   "--tracking-uri", mlflow_uri, "--experiment", "tests") == 0
+    client = mlflow.MlflowClient(mlflow_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("tests").experiment_id])
+    assert run.info.run_name == "augment" and run.data.metrics["copies"] == 3
+    assert run.data.params == {
+        "image": str(image), "seg": str(seg), "out": str(out), "seed": "11", "item": "None", "replay": "None",
+        "force": "False", "settings": '{"dims": [20, 20]}', "augment.copies": "3", "augment.order": "1",
+        "input_md5.image": file_md5(image), "input_md5.seg": file_md5(seg)}
 
 
 @pytest.mark.parametrize("mode", ["fused", "sequential"])
@@ -143,6 +172,16 @@ def test_gather_writes_a_manifest(nifti_pair, tmp_path, caplog):
     with caplog.at_level(logging.ERROR):
         assert cli.main(["gather-augment", *map(str, records), "--manifest", str(manifest)]) == 2
     assert "anatomical_aug1.json: its seg output" in caplog.text
+
+
+def test_gather_augment_from_python_returns_the_manifest_rows(nifti_pair, tmp_path):
+    image, seg = nifti_pair
+    assert augment(image, seg, tmp_path / "a") == 0
+    manifest = tmp_path / "manifest.csv"
+    rows = gather_augment(sorted((tmp_path / "a").glob("*.json")), manifest)
+    assert [(row["item"], row["copy"]) for row in rows] == [("anatomical", str(k)) for k in range(3)]
+    with manifest.open(newline="") as handle:
+        assert list(csv.DictReader(handle)) == rows
 
 
 def test_gather_logs_previews_and_the_manifest_to_mlflow(nifti_pair, tmp_path):

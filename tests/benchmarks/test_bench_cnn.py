@@ -13,7 +13,7 @@ It prints training images/s of both and their ratio, the data path alone (batche
 made per second, no model), and the time of one 60,000-image epoch. On a GPU it
 also times the project's path at batch 512 (the `fast` variant's).
 
-Run: .venv/bin/python -m pytest -s -m benchmark tests/benchmarks/test_bench_train.py
+Run: .venv/bin/python -m pytest -s -m benchmark tests/benchmarks/test_bench_cnn.py
 """
 
 from __future__ import annotations

@@ -29,9 +29,9 @@ import torch
 from PIL import Image
 
 from mlnb.dcgan.fid import inception_features
+from mlnb.dcgan.network import Discriminator, Generator, sample_z
 from mlnb.dcgan.settings import DcganSettings
 from mlnb.dcgan.steps import GanSteps
-from mlnb.dcgan.network import Discriminator, Generator, sample_z
 from mlnb.training.data import DeviceDataset, EpochBatches
 from mlnb.training.device import build_model, maybe_compile, setup_device
 

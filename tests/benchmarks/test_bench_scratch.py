@@ -25,8 +25,8 @@ import pytest
 import torch
 from threadpoolctl import threadpool_limits
 
-from mlnb.scratch.network import Network, to_numpy
 from mlnb.rng import generator
+from mlnb.scratch.network import Network, to_numpy
 
 pytestmark = pytest.mark.benchmark
 

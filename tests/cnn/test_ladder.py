@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import mlflow
 
 from mlnb import cli
+from mlnb.cnn.ladder import report_ladder
+from mlnb.tracking import TrackingOptions
 
 SETTINGS = {"optimizer": "adam", "steps": 20000, "batch_size": 100, "schedule": "constant", "batch_norm": True,
             "dropout": 0.4}
@@ -28,6 +31,15 @@ def test_the_ladder_table_stands_beside_the_blogs_numbers(tmp_path):
     assert "| `fast` | adam | 20,000 | 512 | 33.33 | one-cycle | yes | 0.4 | 99.31 % | — | — |" in lines
     assert "60,000 training and 10,000 test digits; device cpu" in out.read_text()
 
+
+
+def test_report_ladder_from_python_writes_what_the_command_writes(tmp_path):
+    results = [write_result(tmp_path, "sgd-1000", 0.601, optimizer="sgd"), write_result(tmp_path, "fast", 0.9931)]
+    blog = {"sgd-1000": 0.6493}
+    read = report_ladder([Path(path) for path in results], blog, tmp_path / "python.md", [], TrackingOptions())
+    assert [result["variant"] for result in read] == ["sgd-1000", "fast"]
+    assert cli.main(["report-ladder", *results, "--blog", json.dumps(blog), "--out", str(tmp_path / "cli.md")]) == 0
+    assert (tmp_path / "python.md").read_bytes() == (tmp_path / "cli.md").read_bytes()
 
 def test_the_report_is_logged_and_timings_go_to_mlflow_only(tmp_path, mlflow_uri):
     result = write_result(tmp_path, "adam-1000", 0.98)

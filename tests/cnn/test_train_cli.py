@@ -17,7 +17,8 @@ QUICK = ["--steps", "30", "--batch-size", "20", "--log-every", "10", "--checkpoi
 
 def train_cnn(tmp_path, data, *extra, variant="quick", out="out"):
     argv = ["train-cnn", "--data", str(data), "--variant", variant, "--seed", "3", "--out", str(tmp_path / out),
-            "--checkpoint-dir", str(tmp_path / "checkpoints" / out), "--device", "cpu", "--rule", "train_cnn_quick", *QUICK, *extra]
+            "--checkpoint-dir", str(tmp_path / "checkpoints" / out), "--device", "cpu", "--rule", "train_cnn_quick",
+            *QUICK, *extra]
     return cli.main(argv)
 
 

@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
-from mlnb.data import msd, summary
+from mlnb.data import celeba, mnist, msd, summary
+from mlnb.data.celeba_format import FILES
 from mlnb.demo import replicas
+from mlnb.io import file_md5
+from mlnb.tracking import TrackingOptions
 
 
 def test_mnist_summary_counts_classes(tmp_path):
@@ -42,3 +47,32 @@ def test_overlay_leaves_background_grey():
     out = summary.overlay(image, labels)
     assert np.all(out[1:, :, 0] == out[1:, :, 1]) and np.all(out[1:, :, 1] == out[1:, :, 2])
     assert not (out[0, 0, 0] == out[0, 0, 1] == out[0, 0, 2])
+
+
+def test_log_data_writes_the_summary_and_previews_and_logs_its_run(tmp_path, mlflow_uri):
+    import mlflow
+
+    demo = {folder.name: folder for folder in replicas.build_replicas(tmp_path / "demo", seed=1)}
+    raw = demo["mnist"]
+    mnist_npz = tmp_path / "mnist.npz"
+    mnist.prepare(raw / "train-images-idx3-ubyte.gz", raw / "train-labels-idx1-ubyte.gz",
+                  raw / "t10k-images-idx3-ubyte.gz", raw / "t10k-labels-idx1-ubyte.gz", mnist_npz)
+    celeba_zip, celeba_index = demo["celeba"] / FILES["images"], tmp_path / "celeba.csv"
+    celeba.prepare(celeba_zip, demo["celeba"] / FILES["landmarks"], demo["celeba"] / FILES["partition"], celeba_index)
+    heart_index = tmp_path / "heart.csv"
+    msd.prepare(demo["heart"] / "Task02_Heart.tar", tmp_path / "heart", heart_index)
+    out = tmp_path / "report"
+
+    logged = summary.log_data(mnist_npz, celeba_index, celeba_zip, heart_index, out,
+                              TrackingOptions(tracking_uri=mlflow_uri, experiment="tests"))
+    assert json.loads((out / "summary.json").read_text()) == logged
+    assert logged["mnist"]["train_images"] == 4000 and logged["heart"]["cases"] == 4
+    assert sorted(path.name for path in out.iterdir()) == [
+        "celeba_preview.png", "heart_preview.png", "mnist_preview.png", "summary.json"]
+    client = mlflow.MlflowClient(mlflow_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("tests").experiment_id])
+    inputs = {"mnist": mnist_npz, "celeba_index": celeba_index, "celeba_zip": celeba_zip, "heart_index": heart_index}
+    assert run.info.run_name == "data" and run.data.params == {
+        **{name: str(path) for name, path in inputs.items()}, "out": str(out),
+        **{f"input_md5.{name}": file_md5(path) for name, path in inputs.items()}}
+    assert run.data.metrics["celeba.images"] == logged["celeba"]["images"]

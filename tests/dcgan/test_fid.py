@@ -9,9 +9,8 @@ import pytest
 import scipy.linalg
 import torch
 
+from mlnb.dcgan.fid import FeatureStats, frechet_distance, inception_features, inception_input, legacy_bilinear_matrix
 from mlnb.errors import DataError
-from mlnb.dcgan.fid import (FeatureStats, frechet_distance, inception_features, inception_input,
-                          legacy_bilinear_matrix)
 
 
 def stats(mean, covariance):
@@ -42,7 +41,8 @@ def test_few_samples_take_the_low_rank_path_with_the_same_distance():
     full = dataclasses.replace(few, centred=None)
     for first, second in ((many, few), (few, many), (few, few)):
         exact = frechet_distance(dataclasses.replace(first, centred=None), dataclasses.replace(second, centred=None))
-        assert frechet_distance(first, second) == pytest.approx(exact, rel=1e-6, abs=1e-5)  # sqrt of rounding-error zeros
+        # abs: the square roots of rounding-error zeros
+        assert frechet_distance(first, second) == pytest.approx(exact, rel=1e-6, abs=1e-5)
     assert frechet_distance(full, few) == pytest.approx(0, abs=1e-6)
 
 

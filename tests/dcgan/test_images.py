@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlnb.errors import DataError
 from mlnb.dcgan.images import load_images, next_power_of_two
+from mlnb.errors import DataError
 
 
 def test_faces_are_memory_mapped_unchanged(tmp_path):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mlnb.errors import ConfigError
 from mlnb.dcgan.network import Discriminator, Generator, generator_channels, parameter_count, sample_z
+from mlnb.errors import ConfigError
 
 
 @pytest.mark.parametrize("size", [8, 16, 32, 64])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from mlnb.dcgan.network import Discriminator, Generator, sample_z
 from mlnb.dcgan.settings import DcganSettings
 from mlnb.dcgan.steps import GanSteps
-from mlnb.dcgan.network import Discriminator, Generator, sample_z
 from mlnb.training.device import build_model, setup_device
 
 SETTINGS = DcganSettings.from_mapping({"z_dim": 8, "gf": 4, "df": 4, "batch_size": 4})

@@ -1,4 +1,4 @@
-"""mlnb train-dcgan end to end on tiny synthetic faces (16 px, narrow networks, the CPU).
+"""mlnb train-dcgan end to end on tiny synthetic faces (16 px, narrow networks, the CPU; ``inputs`` in conftest.py).
 
 Deterministic for a seed; a run stopped by SIGTERM mid-way and resumed ends with
 exactly the weights of an uninterrupted run, in one MLflow run, nothing logged twice.
@@ -13,13 +13,11 @@ import subprocess
 import sys
 
 import mlflow
-import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from mlnb import cli
-from mlnb.dcgan.fid import FeatureStats
 from mlnb.training.checkpoint import load_checkpoint
 from mlnb.training.launch import torchrun_options
 
@@ -29,21 +27,11 @@ SETTINGS = {"z_dim": 8, "gf": 4, "df": 4, "batch_size": 8, "epochs": 3, "sample_
             "fid_checks": 1, "face_rate_samples": 0, "turing_images": 4}
 
 
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("inputs")
-    rng = np.random.default_rng(0)
-    faces = np.repeat(np.repeat(rng.integers(0, 256, (32, 4, 4, 3), dtype=np.uint8), 4, axis=1), 4, axis=2)
-    np.save(folder / "faces.npy", faces)
-    FeatureStats.of(rng.normal(size=(6, 2048))).save(folder / "stats.npz")
-    return folder
-
-
 def argv(inputs, run, settings=SETTINGS, *extra, seed=7):
-    return ["train-dcgan", str(inputs / "faces.npy"), "--dataset", "tiny", "--real-stats", str(inputs / "stats.npz"),
-            "--out", str(run / "out"), "--checkpoint-dir", str(run / "checkpoints"), "--seed", str(seed),
-            "--settings", json.dumps(settings), "--device", "cpu", "--threads", "1", "--log-every", "1",
-            *extra]
+    return ["train-dcgan", "--data", str(inputs / "faces.npy"), "--dataset", "tiny", "--real-stats",
+            str(inputs / "stats.npz"), "--out", str(run / "out"), "--checkpoint-dir", str(run / "checkpoints"),
+            "--seed", str(seed), "--settings", json.dumps(settings), "--device", "cpu", "--threads", "1",
+            "--log-every", "1", *extra]
 
 
 def weights(run):

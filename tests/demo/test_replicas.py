@@ -9,7 +9,8 @@ import pytest
 
 import mlnb
 from mlnb.cli import main
-from mlnb.demo import resources
+from mlnb.demo import replicas, resources
+from mlnb.errors import ConfigError
 from mlnb.io import file_md5
 
 PACKAGE = Path(mlnb.__file__).parent
@@ -45,6 +46,16 @@ def test_records_name_package_files_not_this_machine(tmp_path):
             assert not Path(source["path"]).is_absolute()
             assert source == resource.record()
             assert source["md5"] == file_md5(resource.file())
+
+
+def test_build_replicas_builds_the_datasets_asked_for_one_by_one(tmp_path):
+    built = list(replicas.build_replicas(tmp_path / "demo", seed=1, datasets=("mnist",)))
+    assert built == [tmp_path / "demo" / "mnist"]
+    assert [path.name for path in (tmp_path / "demo").iterdir()] == ["mnist"]
+    assert json.loads((tmp_path / "demo" / "mnist" / "replica_record.json").read_text())["seed"] == 1
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        next(replicas.build_replicas(tmp_path / "file"))
 
 
 def test_a_resource_is_found_by_its_path_inside_the_package():

@@ -10,7 +10,18 @@ import pytest
 from mlnb.cli import main
 from mlnb.demo.photos import encode_image
 from mlnb.faces import align
-from mlnb.faces.pipeline import ALIGNED, BAD_IMAGE, CELEBA_LANDMARKS, DLIB, NO_FACE, parse_landmarks, parse_matrix
+from mlnb.faces.pipeline import (
+    ALIGNED,
+    BAD_IMAGE,
+    CELEBA_LANDMARKS,
+    DLIB,
+    NO_FACE,
+    align_faces,
+    parse_landmarks,
+    parse_matrix,
+)
+from mlnb.faces.settings import FacesSettings
+
 
 def read_manifest(folder: Path) -> list[dict[str, str]]:
     with open(folder / "manifest.csv", newline="") as handle:
@@ -34,7 +45,8 @@ def test_every_image_in_the_index_is_accounted_for(celeba_replica, bad_images, t
         assert by_source[name]["status"] == BAD_IMAGE and by_source[name]["reason"].startswith("unreadable: ")
     fallback = by_source[celeba_replica.no_face_member]
     assert (fallback["status"], fallback["method"]) == (ALIGNED, CELEBA_LANDMARKS)
-    np.testing.assert_allclose(parse_landmarks(fallback["landmarks"]), np.reshape(celeba_replica.no_face_landmarks, (5, 2)), atol=1e-4)
+    np.testing.assert_allclose(parse_landmarks(fallback["landmarks"]),
+                               np.reshape(celeba_replica.no_face_landmarks, (5, 2)), atol=1e-4)
     dlib_rows = [row for row in aligned if row["method"] == DLIB]
     assert len(dlib_rows) >= 0.6 * celeba_replica.good_count
     assert all(parse_landmarks(row["landmarks"]).shape == (68, 2) for row in dlib_rows)
@@ -67,6 +79,16 @@ def test_shards_split_the_index_in_order(celeba_replica, tmp_path):
                      "--out", str(out)]) == 0
         sources += [row["source"] for row in read_manifest(out)]
     assert sources == names
+
+
+def test_align_faces_from_python_writes_what_the_command_writes(celeba_replica, tmp_path):
+    archive, index = celeba_replica.archive, celeba_replica.index
+    assert main(["align", str(archive), "--index", str(index), "--shard", "1", "--shards", "3",
+                 "--out", str(tmp_path / "command")]) == 0
+    counts = align_faces([archive], tmp_path / "python", FacesSettings.from_mapping({"shards": 3}), index, shard=1)
+    assert sum(counts.values()) == len(read_manifest(tmp_path / "python")) > 0
+    for name in ("faces.npy", "manifest.csv"):
+        assert (tmp_path / "python" / name).read_bytes() == (tmp_path / "command" / name).read_bytes()
 
 
 def test_worker_processes_write_the_same_bytes_as_one_process(celeba_replica, tmp_path):

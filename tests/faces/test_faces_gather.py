@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from mlnb.cli import main
+from mlnb.faces.gather import gather
 
 SHARDS = 3
 
@@ -48,6 +49,12 @@ def test_gather_joins_shards_in_order(shard_dirs, celeba_replica, tmp_path):
     assert summary["reasons_not_aligned"]["unreadable"] == 2  # bad CRC and the member not in the zip
     assert summary["reasons_not_aligned"]["truncated"] == 2
     assert sorted(path.name for path in tmp_path.iterdir()) == ["faces.npy", "manifest.csv", "summary.json"]
+
+
+def test_gather_from_python_returns_the_summary_it_writes(shard_dirs, tmp_path):
+    summary = gather(shard_dirs, tmp_path)
+    assert summary == json.loads((tmp_path / "summary.json").read_text())
+    assert summary["shards"] == SHARDS and summary["images"] == len(read_manifest(tmp_path))
 
 
 def test_shard_that_disagrees_with_its_manifest_is_named(shard_dirs, tmp_path, caplog):

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlnb.faces.images import BadImage, decode_bgr
 from mlnb.demo.photos import encode_image
+from mlnb.faces.images import BadImage, decode_bgr
 
 
 def test_every_bad_image_is_refused_with_its_reason(bad_images):

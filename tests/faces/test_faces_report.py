@@ -8,7 +8,9 @@ import pytest
 from PIL import Image
 
 from mlnb.cli import main
-from mlnb.faces.report import preview_grid
+from mlnb.faces.report import preview_grid, report_faces
+from mlnb.faces.settings import FacesSettings
+from mlnb.tracking import TrackingOptions
 
 SUMMARY = {"images": 7, "shards": 2, "aligned": 5, "aligned_fraction": 5 / 7, "several_faces": 1,
            "status": {"aligned": 5, "bad-image": 2}, "method": {"dlib": 4, "celeba-landmarks": 1}}
@@ -44,6 +46,16 @@ def test_report_logs_summary_and_preview_to_mlflow(gathered, mlflow_uri):
     assert run.data.metrics["method.celeba-landmarks"] == 1
     assert run.data.params["preview"] == "64" and run.data.params["shards"] == "2"
     assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"summary.json", "preview.png"}
+
+
+def test_report_faces_from_python_writes_and_logs_the_preview(gathered, mlflow_uri):
+    mlflow = pytest.importorskip("mlflow")
+    report_faces(gathered, FacesSettings.from_mapping({"preview": 4}),
+                 TrackingOptions(tracking_uri=mlflow_uri, experiment="tests"))
+    assert Image.open(gathered / "preview.png").size == (2 * 64 + 3 * 2, 2 * 64 + 3 * 2)
+    client = mlflow.MlflowClient(tracking_uri=mlflow_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("tests").experiment_id])
+    assert run.info.run_name == "faces" and run.data.params == {"preview": "4", "shards": "2"}
 
 
 def test_faces_that_disagree_with_the_summary_are_named(gathered, caplog):

@@ -11,7 +11,10 @@ import pytest
 
 from mlnb import cli
 from mlnb.errors import ConfigError
-from mlnb.scratch.gates import GATES, INPUTS, GatesSettings, summarise, train_gate
+from mlnb.scratch.gates import GATES, INPUTS, summarise, train_gate, train_gates
+from mlnb.scratch.gates_report import report_gates
+from mlnb.scratch.settings import GatesSettings
+from mlnb.tracking import TrackingOptions
 
 SEED = 20170601
 
@@ -121,6 +124,22 @@ def test_train_gates_and_the_report_write_their_files_and_log_the_curves(tmp_pat
     report_run = client.search_runs([xor.info.experiment_id], "attributes.run_name = 'gates-report'")[0]
     assert [a.path for a in client.list_artifacts(report_run.info.run_id)] == ["report.md"]
 
+
+
+def test_train_gates_and_the_report_from_python_write_what_the_commands_write(tmp_path):
+    short = settings(seeds=2, max_iterations=300, log_every=50)
+    result = train_gates("AND", short, SEED, tmp_path / "python", TrackingOptions())
+    assert result == json.loads((tmp_path / "python" / "AND.json").read_text())
+    assert result["settings"] == short.as_dict() and len(result["runs"]) == 2
+    report = report_gates([tmp_path / "python" / "AND.json"], tmp_path / "python" / "report.md", TrackingOptions())
+    assert report == (tmp_path / "python" / "report.md").read_text() and "| AND | " in report
+
+    cli_out = tmp_path / "cli"
+    assert cli.main(["train-gates", "--gate", "AND", "--seed", str(SEED), "--out", str(cli_out), "--seeds", "2",
+                     "--max-iterations", "300", "--log-every", "50"]) == 0
+    assert cli.main(["report-gates", str(cli_out / "AND.json"), "--out", str(cli_out / "report.md")]) == 0
+    for name in ("AND.json", "AND_curves.npz", "AND_curves.png", "AND_truth_tables.md", "report.md"):
+        assert (tmp_path / "python" / name).read_bytes() == (cli_out / name).read_bytes(), name
 
 def test_report_refuses_a_file_that_is_not_a_gate_result(tmp_path, caplog):
     (tmp_path / "other.json").write_text('{"gate": "XOR"}')

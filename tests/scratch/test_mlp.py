@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -12,15 +13,19 @@ import numpy as np
 import pytest
 import torch
 
+import mlnb.settings
 from mlnb import cli
 from mlnb.data.mnist import MnistArrays
 from mlnb.errors import ConfigError, DataError
-from mlnb.scratch.network import Network
-from mlnb.scratch.mlp import MlpSettings, MlpTraining, confusion_matrix, load_mnist
 from mlnb.rng import generator
+from mlnb.scratch.mlp import MlpTraining, load_mnist, train_mlp
+from mlnb.scratch.network import Network
+from mlnb.scratch.settings import MlpSettings
 from mlnb.stopping import Stopped, cooperative_stop
 from mlnb.tracking import Tracker
 from mlnb.training.checkpoint import Checkpointer
+from mlnb.training.options import RunOptions
+from mlnb.training.settings import TrainSettings
 
 SEED = 7
 
@@ -97,11 +102,6 @@ def test_torch_on_cuda_matches_numpy(mnist_file, tmp_path):
     assert cuda_records[-1]["train_error"] == pytest.approx(cpu_records[-1]["train_error"], rel=1e-6)
 
 
-def test_confusion_matrix_counts_true_against_predicted():
-    counts = confusion_matrix(np.array([0, 1, 1, 2]), np.array([0, 2, 1, 2]), 3)
-    np.testing.assert_array_equal(counts, [[1, 0, 0], [0, 1, 1], [0, 0, 1]])
-
-
 @pytest.fixture()
 def uri(mlflow_uri):
     return mlflow_uri
@@ -141,6 +141,41 @@ def test_train_mlp_writes_a_reproducible_result_and_a_model_that_loads_back(tmp_
                                                                         "misclassified.png"}
     assert [path.name for path in (tmp_path / "first_ckpt").iterdir()] == ["final.pt"]  # a finished run
 
+
+
+def test_train_mlp_from_python_writes_what_the_command_writes(tmp_path, mnist_file):
+    options = RunOptions(data=mnist_file, out=tmp_path / "python", seed=SEED, timing=tmp_path / "timing.json",
+                         checkpoint_dir=tmp_path / "python_ckpt")
+    result, timing = train_mlp(settings(epochs=1), TrainSettings.from_mapping({"threads": 1}), options)
+    assert result == json.loads((tmp_path / "python" / "result.json").read_text())
+    assert timing == json.loads((tmp_path / "timing.json").read_text()) and timing["train_seconds"] > 0
+    assert result["misclassified_shown"] and len(result["misclassified_shown"]) <= 64
+
+    assert cli.main(["train-mlp", "--data", str(mnist_file), "--seed", str(SEED), "--out", str(tmp_path / "cli"),
+                     "--checkpoint-dir", str(tmp_path / "cli_ckpt"), "--threads", "1",
+                     "--settings", json.dumps({"layers": [784, 16, 10], "epochs": 1})]) == 0
+    for name in ("result.json", "model.npz", "confusion.png", "misclassified.png"):
+        assert (tmp_path / "python" / name).read_bytes() == (tmp_path / "cli" / name).read_bytes(), name
+
+
+@dataclasses.dataclass(frozen=True)
+class MlpWithNewKey(MlpSettings):
+    new_key: int = 0
+
+
+def test_a_new_mlp_key_changes_the_checkpoint_fingerprint_unless_the_schema_marks_it_operational(monkeypatch):
+    data = MnistArrays(**synthetic_mnist(20, 10))
+
+    def fingerprint(**changes) -> str:
+        config = MlpWithNewKey(**{**dataclasses.asdict(settings()), **changes})
+        return MlpTraining(config, data, SEED).fingerprint("data md5")
+
+    assert fingerprint(new_key=1) != fingerprint(new_key=2)
+    assert fingerprint(learning_rate=0.5) != fingerprint()
+    schema_marks = mlnb.settings.operational_keys
+    monkeypatch.setattr(mlnb.settings, "operational_keys",
+                        lambda name: schema_marks(name) | ({"new_key"} if name == "mlp" else set()))
+    assert fingerprint(new_key=1) == fingerprint(new_key=2)
 
 def write(tmp_path, **changes) -> str:
     arrays = {**synthetic_mnist(train=20, test=10), **changes}

@@ -61,7 +61,8 @@ def test_sigusr1_checkpoints_and_the_rerun_continues_the_same_run_and_epochs(tmp
     assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
     result = (tmp_path / "stopped" / "result.json").read_bytes()
     assert result == (tmp_path / "uninterrupted" / "result.json").read_bytes()  # every epoch's error and accuracy
-    with np.load(tmp_path / "stopped" / "model.npz") as ours, np.load(tmp_path / "uninterrupted" / "model.npz") as theirs:
+    with (np.load(tmp_path / "stopped" / "model.npz") as ours,
+          np.load(tmp_path / "uninterrupted" / "model.npz") as theirs):
         assert ours.files == theirs.files and all(np.array_equal(ours[key], theirs[key]) for key in ours.files)
     _, every = runs(mlflow_uri)
     (other,) = [r for r in every if r.info.run_id != run.info.run_id]

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from mlnb.errors import ConfigError, DataError
-from mlnb.scratch.network import TRANSFERS, Network, one_hot, to_numpy
 from mlnb.rng import generator
+from mlnb.scratch.network import TRANSFERS, Network, one_hot, to_numpy
 
 TORCH = array_api_compat.array_namespace(torch.zeros(1))
 SMOOTH = [name for name in TRANSFERS if name != "step"]

@@ -99,6 +99,7 @@ def _collectives(rank: int, size: int, init_file: str, results) -> None:
         torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow  # two spawned processes
 def test_two_processes_average_their_metrics_and_all_stop_when_one_got_a_signal(tmp_path):
     context = torch.multiprocessing.get_context("spawn")
     results = context.SimpleQueue()
@@ -146,6 +147,7 @@ def _loop(rank: int, size: int, init_file: str, folder, results) -> None:
         torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow  # two spawned processes
 def test_in_two_processes_the_loop_logs_averages_once_and_all_stop_after_the_same_step(tmp_path):
     results = torch.multiprocessing.get_context("spawn").SimpleQueue()
     torch.multiprocessing.start_processes(_loop, args=(2, str(tmp_path / "init"), tmp_path, results), nprocs=2,
@@ -196,6 +198,7 @@ def assert_close_weights(first, second, tolerance=1e-4):
         torch.testing.assert_close(first[name], second[name], rtol=tolerance, atol=tolerance, msg=name)
 
 
+@pytest.mark.slow  # training under torchrun
 def test_two_processes_log_one_run_like_a_single_process_run_and_train_the_same_model(tmp_path, mnist_npz,
                                                                                         mlflow_uri):
     two = subprocess.run(cnn_command(tmp_path, mnist_npz, "two", mlflow_uri, 60, processes=2),
@@ -265,6 +268,7 @@ def test_a_run_stopped_mid_way_resumes_with_another_process_count_to_the_end(tmp
     assert_close_weights(weights(tmp_path / "run"), weights(tmp_path / "whole"), tolerance=1e-3)
 
 
+@pytest.mark.slow  # training under torchrun
 @pytest.mark.gpu
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs (NCCL gives each process its own)")
 def test_two_gpus_train_with_nccl_and_synchronised_batch_norm_like_one_gpu(tmp_path, mnist_npz, mlflow_uri):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import socket
 import sqlite3
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -65,33 +65,19 @@ def pipeline_outputs(folder: Path) -> dict[str, bytes]:
             if path.is_file() and not volatile & set(path.relative_to(results).parts)}
 
 
-#: the rules whose command logs an MLflow run (job_shell hands each the store's absolute URI)
-TRACKED_RULES = ("gather_augment", "log_data", "report_faces", "report_gates", "report_ladder", "train_dcgan",
-                 "train_gates", "train_mlp", *(f"train_cnn_{name}" for name in DEMO_CNN_RULES))
-
-
 def test_lint_is_clean():
-    """Clean but for deliberate lints: fetch reads its retries and timeout from config in the shell
-    command, the CNN, MLP and DCGAN rules their checkpoint interval (the CNN and DCGAN also their launcher:
-    torchrun for train.processes > 1), and init_tracking and every tracked rule the absolute tracking URI
-    (init_tracking its server timeout too), so that they are not params (a timeout edit must not plan every
-    download, nor a checkpoint interval or process count every training run, nor a moved project any job)."""
+    """No lint at all: every value reaches a command through params, resources or the environment."""
     result = snakemake("--lint", cwd=REPO)
     output = result.stdout + result.stderr
-    lints = {(rule, title) for rule, block in re.findall(r"^Lints for (rule \w+|snakefile \S+).*?\n((?:    .*\n?)+)",
-                                                          output, re.MULTILINE)
-             for title in re.findall(r"^    \* (.*?):?$", block, re.MULTILINE)}
-    checkpoint_every, launcher = (f"Shell command directly uses variable {name} from outside of the rule"
-                                  for name in ("TRAIN_OPERATIONAL", "TRAIN_LAUNCHER"))
-    operational = (checkpoint_every, launcher)
-    store = "Shell command directly uses variable TRACKING_URI from outside of the rule"
-    assert lints == {("rule fetch", "Shell command directly uses variable config from outside of the rule"),
-                     ("rule init_tracking", "Shell command directly uses variable config from outside of the rule"),
-                     *((f"rule {name}", store) for name in ("init_tracking", *TRACKED_RULES)),
-                     ("rule train_mlp", checkpoint_every),
-                     *((f"rule {rule}", lint) for rule in ("train_dcgan", *(f"train_cnn_{name}"
-                                                                           for name in DEMO_CNN_RULES))
-                       for lint in operational)}, output
+    assert result.returncode == 0 and "Lints for" not in output, output
+    assert "Congratulations, your workflow is in a good condition!" in output, output
+
+
+def test_rules_are_formatted_with_snakefmt():
+    snakefmt = Path(sys.executable).parent / "snakefmt"
+    result = subprocess.run([str(snakefmt), "--check", "Snakefile", "workflow/rules"], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
 def test_dry_run_plans_the_real_config(workdir):
@@ -152,7 +138,8 @@ def test_sources_are_classified_by_the_fetch_parser(workdir):
 
 
 # Parses the workflow (no DAG) and writes the config its rules see: merged, validated, defaults filled.
-CONFIG_DUMP_SNAKEFILE = 'include: "Snakefile"\n\nwith open("merged.json", "w") as handle:\n    json.dump(config, handle)\n'
+CONFIG_DUMP_SNAKEFILE = ('include: "Snakefile"\n\n'
+                         'with open("merged.json", "w") as handle:\n    json.dump(config, handle)\n')
 
 
 def workflow_config(folder: Path, *args: str) -> dict:
@@ -196,13 +183,22 @@ def test_missing_keys_take_the_schema_defaults(workdir):
     assert filled["data"]["heart"]["files"]["archive"]["mirrors"] == []
 
 
-def test_jobs_get_an_absolute_tracking_uri(workdir):
-    result = snakemake("-n", "-p", "--forceall", "results/train/gates/XOR.json", cwd=workdir)
+@pytest.mark.parametrize(("override", "store"), [("", "default"), (
+    "mlflow:\n  tracking_uri: http://127.0.0.1:5000\n", "http://127.0.0.1:5000")], ids=["default", "server"])
+def test_jobs_log_to_the_configured_store(workdir, override, store):
+    """What the user configured ("default" for null: the store under the working directory, which every command
+    resolves in its own, the workflow's): init_tracking as a param, the tracked jobs (and the logger plugin) from
+    the environment the Snakefile sets, so that neither a moved project nor a new store reruns them."""
+    (workdir / "override.yaml").write_text(override or "{}\n")
+    (workdir / "env.smk").write_text('include: "Snakefile"\n\nprint("store:", os.environ["MLNB_TRACKING_URI"])\n')
+    result = snakemake("-s", "env.smk", "-n", "-p", "--forceall", "results/train/gates/XOR.json",
+                       "--configfile", "override.yaml", cwd=workdir)
     assert result.returncode == 0, result.stderr[-3000:]
-    store = (workdir / "results" / "mlflow" / "mlflow.db").resolve()
+    assert f"store: {store}\n" in result.stdout
     commands = [line for line in result.stdout.splitlines() if line.startswith("Shell command: ")]
     assert len(commands) == 2, commands  # init_tracking's, train_gates'
-    assert all(f"--tracking-uri sqlite:///{store} " in line for line in commands), commands
+    assert f"mlnb init-tracking --tracking-uri {store} " in commands[0], commands
+    assert ' --tracking-uri "$MLNB_TRACKING_URI" ' in commands[1], commands
 
 
 def test_a_data_parallel_training_job_runs_under_torchrun_and_asks_for_every_process(workdir):
@@ -343,6 +339,12 @@ DEMO_CASES, DEMO_SHARDS = 4, 2
 DCGAN_FACES = {"dcgan_real_stats": 1, "train_dcgan": 1}
 
 
+def runs_named(folder: Path, name: str) -> int:
+    """How many MLflow runs of this name the default store under ``folder`` holds."""
+    with sqlite3.connect(folder / "results" / "mlflow" / "mlflow.db") as db:
+        return db.execute("select count(*) from runs where name = ?", (name,)).fetchone()[0]
+
+
 @pytest.mark.slow
 def test_a_moved_demo_plans_nothing(demo_dir, tmp_path):
     """The store's absolute URI is no param: the demo copied elsewhere (the same as moved, for Snakemake's
@@ -350,9 +352,10 @@ def test_a_moved_demo_plans_nothing(demo_dir, tmp_path):
     moved = tmp_path / "elsewhere" / "demo"
     shutil.copytree(demo_dir, moved, symlinks=True)  # copy2: the files keep their times
     assert planned_jobs(moved, *DEMO_ARGS) == {}
-    result = snakemake("-n", "-p", "--forcerun", "report_gates", *DEMO_ARGS, cwd=moved)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert f"--tracking-uri sqlite:///{moved.resolve()}/results/mlflow/mlflow.db " in result.stdout
+    logged = runs_named(demo_dir, "gates-report")
+    result = snakemake("--forcerun", "report_gates", *DEMO_ARGS, cwd=moved, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (runs_named(demo_dir, "gates-report"), runs_named(moved, "gates-report")) == (logged, logged + 1)
 
 
 @pytest.mark.slow

@@ -1,7 +1,8 @@
 # Augmentation stage: every case of the MRI set into N augmented copies (one job
 # per case, each with its segmentation), then one manifest with previews logged
 # to MLflow. The case list comes from the heart index, which the prepare_heart
-# checkpoint writes, so the DAG is re-evaluated once it exists.
+# checkpoint writes, so the DAG is re-evaluated once it exists; so does each job's memory
+# request (its case's shape in the index).
 
 AUGMENT_TARGETS = [f"{AUGMENT_DIR}/manifest.csv"]
 
@@ -21,18 +22,21 @@ rule augment_case:
         images=expand(f"{AUGMENT_COPY}.nii.gz", copy=AUGMENT_COPIES),
         segs=expand(f"{AUGMENT_COPY}_seg.nii.gz", copy=AUGMENT_COPIES),
         records=expand(f"{AUGMENT_COPY}.json", copy=AUGMENT_COPIES),
-        previews=report(expand(f"{AUGMENT_COPY}_preview.png", copy=AUGMENT_PREVIEW_COPIES), category="Augmentation",
-                        subcategory="{case}"),
+        previews=report(
+            expand(f"{AUGMENT_COPY}_preview.png", copy=AUGMENT_PREVIEW_COPIES),
+            category="Augmentation",
+            subcategory="{case}",
+        ),
     log:
         "results/logs/augment/heart/{case}.log",
     benchmark:
         "results/benchmarks/augment/heart/{case}.tsv"
+    conda:
+        "../../envs/mlnb.yaml"
     threads: config["augment"]["threads"]
     resources:
         mem_mb=augment_mem_mb,
         runtime=10,
-    conda:
-        "../../envs/mlnb.yaml"
     params:
         out=lambda wildcards: f"{AUGMENT_DIR}/{wildcards.case}",
         settings=settings_json("augment"),

@@ -10,38 +10,27 @@ CNN_DIR = "results/train/cnn"
 CNN_TIMING_DIR = "results/benchmarks/train/cnn"
 CNN_VARIANTS = list(config["cnn"]["variants"])
 CNN_TARGETS = ["results/reports/cnn_ladder.md"] if CNN_VARIANTS else []
-# What a training job uses of the train section (not threads, gpu, checkpoint_every: how it runs).
-TRAIN_SETTINGS = settings_json("train")
-# How often a job checkpoints never changes what it makes: a flag formatted into the shell
-# command, not a param (a deliberate lint, like fetch's retries).
-TRAIN_OPERATIONAL = f"--checkpoint-every {config['train']['checkpoint_every']}"
-# A CNN or DCGAN job runs as train.processes data-parallel processes (under torchrun when more
-# than one: mlnb.training.distributed), each with train.threads threads, train.gpu GPUs and its own
-# copy of the data in memory: the job asks for that many times each.
-TRAIN_PROCESSES = config["train"]["processes"]
-TRAIN_LAUNCHER = launcher(TRAIN_PROCESSES)
-TRAIN_JOB_THREADS = config["train"]["threads"] * TRAIN_PROCESSES
-TRAIN_JOB_GPUS = config["train"]["gpu"] * TRAIN_PROCESSES
-
-
-def cnn_settings(variant):
-    """What one variant's job uses: its own definition and the shared cnn keys (not the other variants,
-    nor the blog's figures), so an edit reruns exactly the variants it changes."""
-    cnn = config["cnn"]
-    used = {"variants": {variant: cnn["variants"][variant]}, "eval_batch": cnn["eval_batch"],
-            "target_accuracy": cnn["target_accuracy"]}
-    return json.dumps(used, sort_keys=True)
-
-
-def cnn_rule(variant):
-    return f"train_cnn_{variant.replace('-', '_')}"
+# What one variant's job uses: its own definition and the shared cnn keys (not the other variants,
+# nor the blog's figures), so an edit reruns exactly the variants it changes.
+CNN_SETTINGS = {
+    variant: json.dumps(
+        {
+            "variants": {variant: definition},
+            "eval_batch": config["cnn"]["eval_batch"],
+            "target_accuracy": config["cnn"]["target_accuracy"],
+        },
+        sort_keys=True,
+    )
+    for variant, definition in config["cnn"]["variants"].items()
+}
+CNN_RULES = {variant: f"train_cnn_{variant.replace('-', '_')}" for variant in CNN_VARIANTS}
 
 
 for cnn_variant in CNN_VARIANTS:
 
     rule:
         name:
-            cnn_rule(cnn_variant)
+            CNN_RULES[cnn_variant]
         input:
             EXPERIMENT_MARKER,
             data="results/data/mnist/mnist.npz",
@@ -53,30 +42,37 @@ for cnn_variant in CNN_VARIANTS:
             f"results/logs/train/cnn/{cnn_variant}.log",
         benchmark:
             f"{CNN_TIMING_DIR}/{cnn_variant}.tsv"
+        conda:
+            "../../envs/mlnb.yaml"
         threads: TRAIN_JOB_THREADS
         resources:
             mem_mb=4000 * TRAIN_PROCESSES,
             runtime=120,
             gpu=TRAIN_JOB_GPUS,
             nodes=1,  # torchrun --standalone: every process on one machine (Slurm --nodes=1)
-        conda:
-            "../../envs/mlnb.yaml"
+            launcher=TRAIN_LAUNCHER,
+            checkpoint_every=config["train"]["checkpoint_every"],
         params:
             variant=cnn_variant,
-            settings=cnn_settings(cnn_variant),
+            settings=CNN_SETTINGS[cnn_variant],
             train=TRAIN_SETTINGS,
             seed=config["seed"],
             out=lambda wildcards, output: Path(output.result).parent,
             checkpoints=f"results/checkpoints/cnn/{cnn_variant}",
-            rule=cnn_rule(cnn_variant),
-            tracking=tracking_args(f"cnn-{cnn_variant}", cnn=cnn_settings(cnn_variant), train=TRAIN_SETTINGS,
-                                   seed=json.dumps(config["seed"])),
+            rule=CNN_RULES[cnn_variant],
+            tracking=tracking_args(
+                f"cnn-{cnn_variant}",
+                cnn=CNN_SETTINGS[cnn_variant],
+                train=TRAIN_SETTINGS,
+                seed=json.dumps(config["seed"]),
+            ),
         shell:
             job_shell(
-                "{TRAIN_LAUNCHER}mlnb train-cnn --data {input.data} --variant {params.variant} --seed {params.seed} "
-                "--settings {params.settings:q} --train-settings {params.train:q} --threads {threads} "
-                "{TRAIN_OPERATIONAL} --out {params.out} --timing {output.timing} "
-                "--checkpoint-dir {params.checkpoints} --rule {params.rule} {params.tracking} > {log} 2>&1"
+                "{resources.launcher}mlnb train-cnn --data {input.data} --variant {params.variant} "
+                "--seed {params.seed} --settings {params.settings:q} --train-settings {params.train:q} "
+                "--threads {threads} --checkpoint-every {resources.checkpoint_every} --out {params.out} "
+                "--timing {output.timing} --checkpoint-dir {params.checkpoints} --rule {params.rule} "
+                "{params.tracking} > {log} 2>&1"
             )
 
 

@@ -16,12 +16,12 @@ for replica, files in RAW_FILES.items():
     rule:
         name:
             f"demo_{replica}"
-        localrule: True
         output:
             [f"results/demo/{replica}/{filename}" for filename in files.values()],
             record=f"results/demo/{replica}/replica_record.json",
         log:
             f"results/logs/demo/{replica}.log",
+        localrule: True
         conda:
             "../../envs/mlnb.yaml"
         params:
@@ -33,25 +33,27 @@ for replica, files in RAW_FILES.items():
 
 # Downloads run on the submitting machine: compute nodes often have no internet.
 rule fetch:
-    localrule: True
     input:
         lambda wc: source_inputs(wc.dataset, FILE_KEYS[(wc.dataset, wc.filename)]),
     output:
         "results/data/{dataset}/{filename}",
     log:
         "results/logs/fetch/{dataset}/{filename}.log",
+    localrule: True
     conda:
         "../../envs/mlnb.yaml"
-    params:
-        source=lambda wc: source_args(wc.dataset, FILE_KEYS[(wc.dataset, wc.filename)]),
     resources:
         runtime=120,
         downloads=1,
-    # Retries and timeout are read from config when the command is formatted, not
-    # params: how patiently a file is fetched never changes its bytes.
+        # Resources, not params: how patiently a file is fetched never changes its bytes
+        # (a number as text: Snakemake truncates a float resource to an integer).
+        download_retries=config["download"]["retries"],
+        download_timeout=str(config["download"]["timeout"]),
+    params:
+        source=lambda wc: source_args(wc.dataset, FILE_KEYS[(wc.dataset, wc.filename)]),
     shell:
-        "mlnb fetch {params.source} --retries {config[download][retries]} "
-        "--timeout {config[download][timeout]} --out {output} > {log} 2>&1"
+        "mlnb fetch {params.source} --retries {resources.download_retries} "
+        "--timeout {resources.download_timeout} --out {output} > {log} 2>&1"
 
 
 rule prepare_mnist:

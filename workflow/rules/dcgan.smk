@@ -28,13 +28,13 @@ rule dcgan_real_stats:
         "results/logs/dcgan/{gan_dataset}/real_stats.log",
     benchmark:
         "results/benchmarks/dcgan/{gan_dataset}/real_stats.tsv"
+    conda:
+        "../../envs/mlnb.yaml"
     threads: config["train"]["threads"]
     resources:
         mem_mb=lambda wildcards: DCGAN_MEM_MB[wildcards.gan_dataset],
         runtime=60,
         gpu=config["train"]["gpu"],
-    conda:
-        "../../envs/mlnb.yaml"
     params:
         settings=DCGAN_STATS_SETTINGS,
         train=DCGAN_STATS_DEVICE,
@@ -61,14 +61,16 @@ rule train_dcgan:
         "results/logs/dcgan/{gan_dataset}/train.log",
     benchmark:
         "results/benchmarks/dcgan/{gan_dataset}/train.tsv"
+    conda:
+        "../../envs/mlnb.yaml"
     threads: TRAIN_JOB_THREADS
     resources:
         mem_mb=lambda wildcards: DCGAN_MEM_MB[wildcards.gan_dataset] * TRAIN_PROCESSES,
         runtime=480,
         gpu=TRAIN_JOB_GPUS,
         nodes=1,  # torchrun --standalone: every process on one machine (Slurm --nodes=1)
-    conda:
-        "../../envs/mlnb.yaml"
+        launcher=TRAIN_LAUNCHER,
+        checkpoint_every=config["train"]["checkpoint_every"],
     params:
         settings=settings_json("dcgan"),
         train=TRAIN_SETTINGS,
@@ -76,12 +78,17 @@ rule train_dcgan:
         faces=lambda wildcards: "--faces" if wildcards.gan_dataset == "celeba" else "",
         out=lambda wildcards, output: Path(output.summary).parent,
         checkpoints=lambda wildcards: f"results/checkpoints/dcgan/{wildcards.gan_dataset}",
-        tracking=lambda wildcards: tracking_args(f"dcgan-{wildcards.gan_dataset}", dcgan=settings_json("dcgan"),
-                                                 train=TRAIN_SETTINGS, seed=json.dumps(config["seed"])),
+        tracking=lambda wildcards: tracking_args(
+            f"dcgan-{wildcards.gan_dataset}",
+            dcgan=settings_json("dcgan"),
+            train=TRAIN_SETTINGS,
+            seed=json.dumps(config["seed"]),
+        ),
     shell:
         job_shell(
-            "{TRAIN_LAUNCHER}mlnb train-dcgan {input.images} --dataset {wildcards.gan_dataset} --real-stats {input.real_stats} "
-            "--seed {params.seed} {params.faces} --settings {params.settings:q} --train-settings {params.train:q} "
-            "--threads {threads} {TRAIN_OPERATIONAL} --out {params.out} --checkpoint-dir {params.checkpoints} "
-            "--timing {output.timing} --rule train_dcgan {params.tracking} > {log} 2>&1"
+            "{resources.launcher}mlnb train-dcgan --data {input.images} --dataset {wildcards.gan_dataset} "
+            "--real-stats {input.real_stats} --seed {params.seed} {params.faces} --settings {params.settings:q} "
+            "--train-settings {params.train:q} --threads {threads} --checkpoint-every {resources.checkpoint_every} "
+            "--out {params.out} --checkpoint-dir {params.checkpoints} --timing {output.timing} --rule train_dcgan "
+            "{params.tracking} > {log} 2>&1"
         )

@@ -25,13 +25,13 @@ rule align_faces:
         "results/logs/faces/celeba/align_{shard}.log",
     benchmark:
         "results/benchmarks/faces/celeba/align_{shard}.tsv"
+    conda:
+        "../../envs/mlnb.yaml"
     threads: config["faces"]["threads"]
     resources:
         # each worker holds dlib's ~100 MB model and the zip's directory (~125 MB for CelebA)
         mem_mb=lambda wildcards, threads: 600 + 350 * threads,
         runtime=60,
-    conda:
-        "../../envs/mlnb.yaml"
     params:
         out=lambda wildcards, output: Path(output.faces).parent,
         settings=settings_json("faces", "size", "landmarks", "upsample", "min_side", "shards"),
@@ -52,11 +52,11 @@ rule gather_faces:
         "results/logs/faces/celeba/gather.log",
     benchmark:
         "results/benchmarks/faces/celeba/gather.tsv"
+    conda:
+        "../../envs/mlnb.yaml"
     resources:
         mem_mb=1000,
         runtime=30,
-    conda:
-        "../../envs/mlnb.yaml"
     params:
         shards=lambda wildcards, input: [str(Path(faces).parent) for faces in input.faces],
         out=lambda wildcards, output: Path(output.faces).parent,
@@ -75,11 +75,11 @@ rule report_faces:
         preview=report(f"{FACES_DIR}/preview.png", category="Faces"),
     log:
         "results/logs/faces/celeba/report.log",
+    conda:
+        "../../envs/mlnb.yaml"
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/mlnb.yaml"
     params:
         folder=lambda wildcards, input: Path(input.faces).parent,
         settings=settings_json("faces", "preview"),

@@ -27,18 +27,19 @@ rule train_gates:
         "results/logs/train/gates/{gate}.log",
     benchmark:
         "results/benchmarks/train/gates/{gate}.tsv"
+    conda:
+        "../../envs/mlnb.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=30,
-    conda:
-        "../../envs/mlnb.yaml"
     params:
         settings=GATES_SETTINGS,
         seed=config["seed"],
         out=lambda wildcards, output: Path(output.result).parent,
-        tracking=lambda wildcards: tracking_args(f"gates-{wildcards.gate.lower()}", gates=GATES_SETTINGS,
-                                                 seed=json.dumps(config["seed"])),
+        tracking=lambda wildcards: tracking_args(
+            f"gates-{wildcards.gate.lower()}", gates=GATES_SETTINGS, seed=json.dumps(config["seed"])
+        ),
     shell:
         job_shell(
             "mlnb train-gates --gate {wildcards.gate} --seed {params.seed} --settings {params.settings:q} "
@@ -76,6 +77,8 @@ rule train_mlp:
         "results/logs/train/mlp.log",
     benchmark:
         "results/benchmarks/train/mlp.tsv"
+    conda:
+        "../../envs/mlnb.yaml"
     # numpy's batches of 100 x 784 gain nothing from a second BLAS thread (75,000 images/s either way
     # on 2 quiet cores) and lose beside other jobs (6,000-23,000 vs 26,000-44,000 with both cores busy)
     threads: config["train"]["threads"] if config["mlp"]["backend"] == "torch" else 1
@@ -83,19 +86,23 @@ rule train_mlp:
         mem_mb=4000,
         runtime=120,
         gpu=config["train"]["gpu"] if config["mlp"]["backend"] == "torch" else 0,
-    conda:
-        "../../envs/mlnb.yaml"
+        checkpoint_every=config["train"]["checkpoint_every"],
     params:
         settings=settings_json("mlp"),
         device=config["train"]["device"],
         seed=config["seed"],
         out=lambda wildcards, output: Path(output.result).parent,
         checkpoints=f"results/checkpoints/mlp/{config['mlp']['backend']}",
-        tracking=tracking_args(f"mlp-{config['mlp']['backend']}", mlp=settings_json("mlp"),
-                               train=settings_json("train", "device"), seed=json.dumps(config["seed"])),
+        tracking=tracking_args(
+            f"mlp-{config['mlp']['backend']}",
+            mlp=settings_json("mlp"),
+            train=settings_json("train", "device"),
+            seed=json.dumps(config["seed"]),
+        ),
     shell:
         job_shell(
-            "mlnb train-mlp --data {input.data} --device {params.device} --seed {params.seed} --settings {params.settings:q} "
-            "--threads {threads} {TRAIN_OPERATIONAL} --out {params.out} --timing {output.timing} "
-            "--checkpoint-dir {params.checkpoints} {params.tracking} > {log} 2>&1"
+            "mlnb train-mlp --data {input.data} --device {params.device} --seed {params.seed} "
+            "--settings {params.settings:q} --threads {threads} --checkpoint-every {resources.checkpoint_every} "
+            "--out {params.out} --timing {output.timing} --checkpoint-dir {params.checkpoints} {params.tracking} "
+            "> {log} 2>&1"
         )

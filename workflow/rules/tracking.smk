@@ -8,19 +8,21 @@
 
 
 rule init_tracking:
-    localrule: True
     output:
         EXPERIMENT_MARKER,
     log:
         "results/logs/init_tracking.log",
+    localrule: True
     conda:
         "../../envs/mlnb.yaml"
+    resources:
+        # operational: a resource, so changing it reruns nothing (as text: Snakemake truncates a float resource)
+        mlflow_timeout=str(config["mlflow"]["timeout"]),
     params:
-        # What the user configured (null = the store under the working directory), not
-        # the absolute URI the command gets, so moving the project plans no rerun.
+        # What the user configured (null = "default": the store under the working directory, which
+        # the command resolves), not an absolute path, so moving the project plans no rerun.
         store=config["mlflow"]["tracking_uri"] or "default",
         experiment=config["mlflow"]["experiment"],
-    # mlflow.timeout is operational: read when the command is formatted, not a param.
     shell:
-        "mlnb init-tracking --tracking-uri {TRACKING_URI:q} --experiment {params.experiment:q} "
-        "--timeout {config[mlflow][timeout]} --out {output} > {log} 2>&1"
+        "mlnb init-tracking --tracking-uri {params.store:q} --experiment {params.experiment:q} "
+        "--timeout {resources.mlflow_timeout} --out {output} > {log} 2>&1"

@@ -1,4 +1,4 @@
-"""``mlnb gather-augment``: one manifest of all augmented copies, previews logged to MLflow."""
+"""One manifest of all augmented copies, logged to MLflow with their previews (``mlnb gather-augment``)."""
 
 from __future__ import annotations
 
@@ -49,31 +49,26 @@ def write_manifest(rows: list[dict[str, str]], out: Path) -> None:
         writer.writerows(rows)
 
 
-def configure_parser(parser) -> None:
-    parser.add_argument("records", nargs="+", type=Path, help="the <name>_aug<k>.json records of every copy")
-    parser.add_argument("--manifest", type=Path, required=True, help="CSV to write, one row per copy")
-    parser.add_argument("--max-previews", type=int, default=20,
-                        help="previews logged to MLflow (copy 0 of the first items)")
-    tracking.add_tracking_arguments(parser)
-
-
-def run(args) -> int:
+def gather_augment(records: list[Path], manifest: Path, max_previews: int = 20,
+                   tracking_options: tracking.TrackingOptions = tracking.TrackingOptions()) -> list[dict[str, str]]:
+    """The ``manifest`` CSV of the copies that ``records`` describe, and an MLflow run "gather-augment" (as
+    ``tracking_options`` says) with their counts, the manifest and copy 0's previews of the first
+    ``max_previews`` items; return the manifest's rows."""
     from PIL import Image
 
-    rows = sorted((manifest_row(path) for path in args.records), key=lambda row: (row["item"], int(row["copy"])))
-    write_manifest(rows, args.manifest)
+    rows = sorted((manifest_row(path) for path in records), key=lambda row: (row["item"], int(row["copy"])))
+    write_manifest(rows, manifest)
     items = sorted({row["item"] for row in rows})
     params = {"items": len(items), "copies": len(rows), "mode": sorted({row["mode"] for row in rows})}
-    with tracking.tracked_run(args, "gather-augment", params=params) as tracker:
+    with tracking.tracked_run(tracking_options, "gather-augment", params=params) as tracker:
         tracker.log_metrics({
             "items": len(items),
             "copies": len(rows),
             "transforms_per_copy": float(np.mean([int(row["random_transforms"]) for row in rows])),
             "copies_with_notes": sum(1 for row in rows if row["notes"]),
         })
-        for row in [row for row in rows if row["copy"] == "0" and row["preview"]][: args.max_previews]:
+        for row in [row for row in rows if row["copy"] == "0" and row["preview"]][:max_previews]:
             with Image.open(row["preview"]) as preview:
                 tracker.log_image(np.asarray(preview.convert("RGB")), f"previews/{row['item']}.png")
-        tracker.log_artifact(args.manifest)
-    print(f"{len(rows)} augmented copies of {len(items)} items -> {args.manifest}")
-    return 0
+        tracker.log_artifact(manifest)
+    return rows

@@ -1,20 +1,20 @@
-"""``mlnb report-ladder``: the CNN ladder as a Markdown table beside the blog's published accuracies.
-
-    mlnb report-ladder results/train/cnn/*/result.json --blog '{"sgd-1000": 0.6493}' --out cnn_ladder.md
+"""The CNN ladder as a Markdown table beside the blog's published accuracies (``mlnb report-ladder``:
+:mod:`mlnb.cnn.report_cli`).
 
 The table holds only what the same config and seed reproduce (settings, test
 accuracy); wall times vary from run to run, so they go to the MLflow run alone
-(``--timing`` files, logged as ``timing.json``), never into the file.
+(their timing files, logged as ``timing.json``), never into the file.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from mlnb import tracking
-from mlnb.errors import ConfigError, DataError
+from mlnb.errors import DataError
 from mlnb.io import atomic_path
 
 COLUMNS = ("variant", "optimizer", "steps", "batch", "epochs", "schedule", "batch norm", "dropout",
@@ -65,33 +65,23 @@ def ladder_report(results: list[dict[str, Any]], blog: dict[str, float]) -> str:
     )
 
 
-def configure_parser(parser) -> None:
-    parser.add_argument("results", nargs="+", type=Path, help="result.json of each variant (ladder order)")
-    parser.add_argument("--blog", type=json.loads, default={}, metavar="JSON",
-                        help="the blog's accuracy by variant name (cnn.blog_accuracy)")
-    parser.add_argument("--timing", type=Path, action="append", default=[],
-                        help="a variant's timing JSON, logged to MLflow only (repeatable)")
-    parser.add_argument("--out", type=Path, required=True, help="Markdown file to write")
-    tracking.add_tracking_arguments(parser)
-
-
-def run(args) -> int:
-    if not isinstance(args.blog, dict):
-        raise ConfigError("--blog: expected a JSON mapping of variant name to accuracy (cnn.blog_accuracy)")
-    results = [read_result(path) for path in args.results]
-    report = ladder_report(results, args.blog)
-    with atomic_path(args.out) as tmp:
+def report_ladder(result_paths: Sequence[Path], blog: dict[str, float], out: Path, timing_paths: Sequence[Path],
+                  tracking_options: tracking.TrackingOptions) -> list[dict[str, Any]]:
+    """Write the ladder of the ``result.json`` files (in ladder order) to ``out``, log it with the variants'
+    accuracies and (to MLflow only) their timing files; the results read."""
+    results = [read_result(path) for path in result_paths]
+    report = ladder_report(results, blog)
+    with atomic_path(out) as tmp:
         tmp.write_text(report)
-    inputs = {result["variant"]: path for result, path in zip(results, args.results, strict=True)}
-    with tracking.tracked_run(args, "cnn-ladder", params={"variants": list(inputs)}, inputs=inputs,
+    inputs = {result["variant"]: path for result, path in zip(results, result_paths, strict=True)}
+    with tracking.tracked_run(tracking_options, "cnn-ladder", params={"variants": list(inputs)}, inputs=inputs,
                               tags={"mlnb.rule": "report_ladder"}) as tracker:
         tracker.log_metrics({f"test_accuracy.{r['variant']}": r["test_accuracy"] for r in results})
-        tracker.log_artifact(args.out)
-        if args.timing:
+        tracker.log_artifact(out)
+        if timing_paths:
             timings = {}
-            for path in args.timing:
+            for path in timing_paths:
                 timing = json.loads(path.read_text())
                 timings[timing["variant"]] = timing
             tracker.log_dict(timings, "timing.json")
-    print(f"CNN ladder of {len(results)} variants -> {args.out}")
-    return 0
+    return results

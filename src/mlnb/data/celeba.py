@@ -11,7 +11,7 @@ import csv
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from mlnb.data.celeba_format import FILES, LANDMARK_COLUMNS, PARTITIONS
+from mlnb.data.celeba_format import LANDMARK_COLUMNS, PARTITIONS
 from mlnb.errors import ConfigError, DataError
 from mlnb.io import atomic_path, refuse_output_over_inputs
 
@@ -100,7 +100,9 @@ def _check_same_images(images: dict[str, str], listed: dict, images_zip, listing
         raise DataError(f"{images_zip}: {len(extra)} images that {listing} lists are not in the zip, e.g. {extra[:3]}")
 
 
-def prepare(images_zip, landmarks_txt, partition_txt, out, limit: int | None = None) -> dict[str, int]:
+def prepare(images_zip: Path, landmarks_txt: Path, partition_txt: Path, out: Path,
+            limit: int | None = None) -> dict[str, int]:
+    """Check the zip against both annotation files and write the index CSV ``out``; the images per partition."""
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be a positive number of images (or left out for all), got {limit}")
     refuse_output_over_inputs(out, images=images_zip, landmarks=landmarks_txt, partition=partition_txt)
@@ -119,16 +121,3 @@ def prepare(images_zip, landmarks_txt, partition_txt, out, limit: int | None = N
             counts[partition[name]] += 1
     return {"images": len(names), **counts}
 
-
-def configure_parser(parser) -> None:
-    parser.add_argument("--images", type=Path, required=True, help=FILES["images"])
-    parser.add_argument("--landmarks", type=Path, required=True, help=FILES["landmarks"])
-    parser.add_argument("--partition", type=Path, required=True, help=FILES["partition"])
-    parser.add_argument("--limit", type=int, default=None, help="keep only the first N images (sorted by name)")
-    parser.add_argument("--out", type=Path, required=True, help="index CSV to write")
-
-
-def run(args) -> int:
-    counts = prepare(args.images, args.landmarks, args.partition, args.out, args.limit)
-    print(f"CelebA: {counts} -> {args.out}")
-    return 0

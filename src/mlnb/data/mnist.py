@@ -84,7 +84,8 @@ def load_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.nda
     return images, labels
 
 
-def prepare(train_images, train_labels, test_images, test_labels, out) -> dict[str, int]:
+def prepare(train_images: Path, train_labels: Path, test_images: Path, test_labels: Path, out: Path) -> dict[str, int]:
+    """Check the four IDX files and pack them into the ``.npz`` ``out``; the digits per split."""
     refuse_output_over_inputs(out, train_images=train_images, train_labels=train_labels,
                               test_images=test_images, test_labels=test_labels)
     x_train, y_train = load_split(Path(train_images), Path(train_labels))
@@ -143,14 +144,3 @@ def _check_split(path: Path, split: str, images: np.ndarray, labels: np.ndarray)
         raise DataError(f"{path}: y_{split}: label {int(outside[0])} outside 0..{NUM_CLASSES - 1} "
                         f"({outside.size} of {labels.size})")
 
-
-def configure_parser(parser) -> None:
-    for name in ("train-images", "train-labels", "test-images", "test-labels"):
-        parser.add_argument(f"--{name}", type=Path, required=True, help=f"IDX file ({name})")
-    parser.add_argument("--out", type=Path, required=True, help="output .npz")
-
-
-def run(args) -> int:
-    counts = prepare(args.train_images, args.train_labels, args.test_images, args.test_labels, args.out)
-    print(f"MNIST: {counts['train']} train and {counts['test']} test digits -> {args.out}")
-    return 0

@@ -64,7 +64,8 @@ def check_pair(image_path: Path, label_path: Path, case: str) -> dict[str, str]:
     if len(image.shape) != 3:
         raise DataError(f"{image_path}: expected a 3-D volume, got shape {image.shape}")
     if label.shape != image.shape:
-        raise DataError(f"{label_path}: label shape {label.shape} differs from image shape {image.shape} ({image_path})")
+        raise DataError(f"{label_path}: label shape {label.shape} differs from image shape {image.shape} "
+                        f"({image_path})")
     if not np.allclose(label.affine, image.affine, atol=1e-3):
         raise DataError(f"{label_path}: label affine differs from its image's ({image_path})")
     if not np.issubdtype(values.dtype, np.integer) and not np.array_equal(values, np.round(values)):
@@ -127,6 +128,7 @@ def index_task(task_dir: Path) -> list[dict[str, str]]:
 
 
 def prepare(archive: Path, extract_to: Path, out: Path) -> list[dict[str, str]]:
+    """Extract ``archive`` safely into ``extract_to``, check every pair and write the index CSV ``out``; its rows."""
     refuse_output_over_inputs(out, archive=archive)
     safe_extract(archive, extract_to)
     rows = index_task(extract_to)
@@ -136,14 +138,3 @@ def prepare(archive: Path, extract_to: Path, out: Path) -> list[dict[str, str]]:
         writer.writerows(rows)
     return rows
 
-
-def configure_parser(parser) -> None:
-    parser.add_argument("--archive", type=Path, required=True, help="MSD task tar (e.g. Task02_Heart.tar)")
-    parser.add_argument("--extract-to", type=Path, required=True, help="folder to extract into")
-    parser.add_argument("--out", type=Path, required=True, help="index CSV to write")
-
-
-def run(args) -> int:
-    rows = prepare(args.archive, args.extract_to, args.out)
-    print(f"MSD: {len(rows)} image/label pairs checked -> {args.out}")
-    return 0

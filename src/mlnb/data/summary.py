@@ -1,4 +1,4 @@
-"""``mlnb log-data``: statistics and a preview image of each prepared dataset, logged to MLflow."""
+"""Statistics and a preview image of each prepared dataset, written and logged to MLflow (``mlnb log-data``)."""
 
 from __future__ import annotations
 
@@ -73,8 +73,8 @@ def celeba_summary(index_path: Path, zip_path: Path, preview_count: int = 64) ->
                 raise DataError(f"{zip_path}: no member {row['member']!r}, which {index_path} lists") from error
             image = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_COLOR)
             if image is not None and image.shape[:2] == (FRAME_HEIGHT, FRAME_WIDTH):
-                tiles.append(cv2.cvtColor(cv2.resize(image, (FRAME_WIDTH // 2, FRAME_HEIGHT // 2), interpolation=cv2.INTER_AREA),
-                                          cv2.COLOR_BGR2RGB))
+                half = cv2.resize(image, (FRAME_WIDTH // 2, FRAME_HEIGHT // 2), interpolation=cv2.INTER_AREA)
+                tiles.append(cv2.cvtColor(half, cv2.COLOR_BGR2RGB))
     stats["preview_decoded"] = len(tiles)
     if not tiles:
         raise DataError(f"{zip_path}: none of the first images decodes as a {FRAME_WIDTH}x{FRAME_HEIGHT} JPEG; "
@@ -125,34 +125,26 @@ def heart_summary(index_path: Path, tile: int = 160) -> tuple[dict, np.ndarray]:
     return stats, image_grid(np.stack(tiles), columns=min(len(tiles), 5))
 
 
-def configure_parser(parser) -> None:
-    parser.add_argument("--mnist", type=Path, required=True, help="prepared mnist.npz")
-    parser.add_argument("--celeba-index", type=Path, required=True)
-    parser.add_argument("--celeba-zip", type=Path, required=True)
-    parser.add_argument("--heart-index", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True, help="folder for summary.json and previews")
-    tracking.add_tracking_arguments(parser)
-
-
-def run(args) -> int:
+def log_data(mnist: Path, celeba_index: Path, celeba_zip: Path, heart_index: Path, out: Path,
+             tracking_options: tracking.TrackingOptions = tracking.TrackingOptions()) -> dict[str, dict]:
+    """Each dataset's statistics and preview: ``out``/summary.json and ``out``/<dataset>_preview.png, and one
+    MLflow run "data" (as ``tracking_options`` says) holding them; the statistics, by dataset."""
     summaries = {
-        "mnist": mnist_summary(args.mnist),
-        "celeba": celeba_summary(args.celeba_index, args.celeba_zip),
-        "heart": heart_summary(args.heart_index),
+        "mnist": mnist_summary(mnist),
+        "celeba": celeba_summary(celeba_index, celeba_zip),
+        "heart": heart_summary(heart_index),
     }
-    inputs = {"mnist": args.mnist, "celeba_index": args.celeba_index, "celeba_zip": args.celeba_zip,
-              "heart_index": args.heart_index}
-    with tracking.tracked_run(args, "data", inputs=inputs) as tracker:
+    inputs = {"mnist": mnist, "celeba_index": celeba_index, "celeba_zip": celeba_zip, "heart_index": heart_index}
+    with tracking.tracked_run(tracking_options, "data", params={**inputs, "out": out}, inputs=inputs) as tracker:
         for name, (stats, preview) in summaries.items():
-            with atomic_path(args.out / f"{name}_preview.png") as tmp:
+            with atomic_path(out / f"{name}_preview.png") as tmp:
                 bgr = cv2.cvtColor(preview, cv2.COLOR_RGB2BGR) if preview.ndim == 3 else preview
                 if not cv2.imwrite(str(tmp), bgr):
-                    raise DataError(f"{args.out / f'{name}_preview.png'}: OpenCV could not write the preview")
+                    raise DataError(f"{out / f'{name}_preview.png'}: OpenCV could not write the preview")
             tracker.log_metrics({f"{name}.{key}": value for key, value in stats.items()})
             tracker.log_image(preview, f"previews/{name}.png")
         summary = {name: stats for name, (stats, _) in summaries.items()}
         tracker.log_dict(summary, "summary.json")
-        with atomic_path(args.out / "summary.json") as tmp:
+        with atomic_path(out / "summary.json") as tmp:
             tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
-    return 0
+    return summary

@@ -6,10 +6,6 @@ import dataclasses
 
 from mlnb.settings import Settings
 
-#: the keys that shape the trained weights (the checkpoint fingerprint); the rest only decide what is measured
-TRAINING_KEYS = ("z_dim", "gf", "df", "batch_size", "learning_rate", "beta1", "beta2", "generator_updates",
-                 "epochs", "grid_side")
-
 
 @dataclasses.dataclass(frozen=True)
 class DcganSettings(Settings):
@@ -33,6 +29,3 @@ class DcganSettings(Settings):
     fid_checks: int
     face_rate_samples: int
     turing_images: int
-
-    def training(self) -> dict:
-        return {key: getattr(self, key) for key in TRAINING_KEYS}

@@ -1,55 +1,30 @@
-"""``mlnb fid-stats``: the real images' Inception statistics, computed once per dataset and cached.
+"""``mlnb fid-stats``: the command line of :func:`mlnb.dcgan.stats.write_real_stats`.
 
-The training images pass through exactly the protocol the generated ones do
-(:mod:`mlnb.dcgan.fid`); with ``fid_real_samples`` set, a seeded subset of them.
+    mlnb fid-stats results/faces/celeba/faces.npy --dataset celeba --out results/dcgan/celeba/real_stats.npz \\
+        --settings config.yaml [--train-settings config.yaml] [--fid-real-samples 10000 ...]
 """
 
 from __future__ import annotations
 
-import logging
-import time
+from pathlib import Path
 
-import numpy as np
-import torch
-
-from mlnb.dcgan.fid import FeatureStats, inception_features
-from mlnb.dcgan.images import load_images
 from mlnb.dcgan.settings import DcganSettings
-from mlnb.rng import generator
+from mlnb.dcgan.stats import write_real_stats
 from mlnb.settings import add_settings_arguments, settings_from_args
-from mlnb.training.device import torch_threads
 from mlnb.training.settings import add_train_arguments, train_settings_from_args
-
-log = logging.getLogger(__name__)
 
 
 def configure_parser(parser) -> None:
-    parser.add_argument("images", help="packed uint8 images: faces.npy (N x S x S x 3) or mnist.npz (x_train)")
-    parser.add_argument("--out", required=True, help="statistics file to write (.npz)")
+    parser.add_argument("images", type=Path,
+                        help="packed uint8 images: faces.npy (N x S x S x 3) or mnist.npz (x_train)")
+    parser.add_argument("--out", type=Path, required=True, help="statistics file to write (.npz)")
     parser.add_argument("--seed", type=int, default=0, help="master seed (chooses the subset)")
     parser.add_argument("--dataset", default="images", help="dataset name (a key of the subset's seed)")
     add_settings_arguments(parser, DcganSettings)
     add_train_arguments(parser)
 
 
-def real_subset(count: int, wanted: int | None, seed: int, dataset: str) -> np.ndarray:
-    """Indices (ascending) of the images the statistics use: all, or a seeded subset of ``wanted``."""
-    if wanted is None or wanted >= count:
-        return np.arange(count)
-    return np.sort(generator(seed, "dcgan", "fid-real", dataset).choice(count, wanted, replace=False))
-
-
 def run(args) -> int:
-    settings, train = settings_from_args(DcganSettings, args), train_settings_from_args(args)
-    images = load_images(args.images)
-    chosen = real_subset(len(images), settings.fid_real_samples, args.seed, args.dataset)
-    device = train.device_setup().device
-    with torch_threads(train.threads):
-        pixels = torch.from_numpy(np.ascontiguousarray(images[chosen])).permute(0, 3, 1, 2).to(device)
-        began = time.perf_counter()
-        stats = FeatureStats.of(inception_features(pixels))
-        seconds = time.perf_counter() - began
-    stats.save(args.out)
-    log.info("FID statistics of %d of %d images from %s in %.1f s (%.1f images/s) -> %s",
-             stats.count, len(images), args.images, seconds, stats.count / seconds, args.out)
+    write_real_stats(args.images, args.out, settings_from_args(DcganSettings, args), train_settings_from_args(args),
+                     args.seed, args.dataset)
     return 0

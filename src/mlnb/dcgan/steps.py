@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mlnb.dcgan.settings import DcganSettings
 from mlnb.dcgan.network import Discriminator, Generator
+from mlnb.dcgan.settings import DcganSettings
 from mlnb.training.device import DeviceSetup
 
 

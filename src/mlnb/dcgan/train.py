@@ -1,16 +1,14 @@
-"""``mlnb train-dcgan``: train the blog's DCGAN on packed images, resumably, tracked in MLflow.
+"""Train the blog's DCGAN on packed images, resumably, tracked in MLflow: :func:`train_dcgan`
+(the command line: ``mlnb train-dcgan``, :mod:`mlnb.dcgan.train_cli`).
 
-    mlnb train-dcgan results/faces/celeba/faces.npy --dataset celeba --real-stats results/dcgan/celeba/real_stats.npz \\
-        --out results/dcgan/celeba --settings config.yaml [--train-settings config.yaml] [--epochs 2 ...]
-
-writes into OUT: ``generator.pt`` (the generator's state dict, ``weights_only``
+It writes into ``options.out``: ``generator.pt`` (the generator's state dict, ``weights_only``
 loadable), ``samples/step_NNNNNNN.png`` (the fixed z's grid every
 ``sample_every`` steps), ``samples.gif`` (those grids, animated), ``turing.html``
 (real and generated images shuffled, click to reveal) and ``summary.json`` (FIDs
 with their sample counts, the face-detection rates, the last losses). The same
 go to one MLflow run with the metrics (losses, D(x), D(G(z)), FID, all with
 ``step``) and the generator as the run's model. Checkpoints go to
-``--checkpoint-dir``; a stopped job (SIGTERM, SIGINT, SIGUSR1) checkpoints and
+``options.checkpoint_dir``; a stopped job (SIGTERM, SIGINT, SIGUSR1) checkpoints and
 exits 128 + signal, and the same command resumes it: same step count, optimizer
 states, RNG states, sample z and MLflow run. Data-parallel on N GPUs: ``torchrun
 --standalone --nproc-per-node N --no-python mlnb train-dcgan ...`` (what the rule
@@ -20,9 +18,6 @@ runs for ``train.processes`` N; see :mod:`mlnb.training.distributed`).
 from __future__ import annotations
 
 import contextlib
-import copy
-import hashlib
-import json
 import logging
 import math
 import time
@@ -32,68 +27,50 @@ from typing import Any
 import numpy as np
 import torch
 
-from mlnb import tracking
 from mlnb.dcgan.face_rate import face_detection_rate
 from mlnb.dcgan.fid import FeatureStats, frechet_distance, inception_features
 from mlnb.dcgan.images import load_images
+from mlnb.dcgan.network import Discriminator, Generator, sample_z
 from mlnb.dcgan.samples import load_png, sample_grid, save_gif, save_png, save_text, to_uint8, turing_page
 from mlnb.dcgan.settings import DcganSettings
 from mlnb.dcgan.steps import GanSteps
-from mlnb.io import atomic_path, file_md5
-from mlnb.dcgan.network import Discriminator, Generator, sample_z
+from mlnb.io import file_md5
 from mlnb.rng import generator as numpy_generator
 from mlnb.rng import torch_generator
-from mlnb.settings import add_settings_arguments, settings_from_args
 from mlnb.stopping import cooperative_stop
-from mlnb.training.checkpoint import Checkpointer, checkpoint_folder
+from mlnb.training.checkpoint import Checkpointer
 from mlnb.training.data import DeviceDataset, EpochBatches
 from mlnb.training.device import DeviceSetup, build_model, generator, maybe_compile, torch_threads
 from mlnb.training.distributed import World, launched_world, main_run, process_group
 from mlnb.training.loop import Hook, TrainingLoop
-from mlnb.training.settings import TrainSettings, add_train_arguments, train_settings_from_args
+from mlnb.training.options import RunOptions
+from mlnb.training.outputs import fingerprint, save_state_dict, write_json
+from mlnb.training.settings import TrainSettings
 
 log = logging.getLogger(__name__)
 
-#: train keys that change how a job runs, not what it makes: not logged, so a resumed run may change them
-OPERATIONAL = {"threads", "checkpoint_every"}
 GENERATE_BATCH = 500
 
 
-def configure_parser(parser) -> None:
-    parser.add_argument("images", type=Path, help="packed uint8 images: faces.npy (N x S x S x 3) or mnist.npz")
-    parser.add_argument("--dataset", required=True, help="dataset name (names the run, seeds, checkpoints)")
-    parser.add_argument("--real-stats", type=Path, required=True, help="the images' FID statistics (mlnb fid-stats)")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--seed", type=int, default=0, help="master seed (weights, batches, z)")
-    parser.add_argument("--timing", type=Path, help="JSON file for the speeds (images/s), kept out of --out")
-    parser.add_argument("--faces", action="store_true", help="the images are faces: measure dlib's detection rate")
-    parser.add_argument("--rule", default="by-hand", help="the Snakemake rule running it (an MLflow tag)")
-    parser.add_argument("--checkpoint-dir", type=Path,
-                        help="checkpoint folder (default: results/checkpoints/dcgan/<dataset>)")
-    add_settings_arguments(parser, DcganSettings)
-    add_train_arguments(parser)
-    tracking.add_tracking_arguments(parser)
+def train_dcgan(dataset: str, settings: DcganSettings, train: TrainSettings, options: RunOptions,
+                real_stats: Path, faces: bool = False) -> dict[str, Any] | None:
+    """Train one DCGAN on the images ``options.data`` (FIDs against ``real_stats``, dlib's face rate when
+    ``faces``), in this process or, under torchrun, data-parallel with the job's others.
 
-
-def run(args) -> int:
-    settings, train = settings_from_args(DcganSettings, args), train_settings_from_args(args)
+    Returns the summary (also ``summary.json``) on rank 0, None in the other processes.
+    """
     world = launched_world()
     setup = train.device_setup(world)
     with process_group(world, setup.device) as world, torch_threads(world.threads(train.threads)):
-        summary = train_dcgan(args, settings, train, setup, world)
-    if summary is None:  # not rank 0 of a data-parallel job
-        return 0
-    fid = summary["fid"][-1]
-    print(f"dcgan-{args.dataset}: FID {fid['fid']:.2f} ({fid['generated']} generated vs {fid['real']} real) "
-          f"after {summary['steps']} steps -> {args.out}")
-    return 0
+        return train_process(dataset, settings, train, options, real_stats, faces, setup, world)
 
 
-def fingerprint(settings: DcganSettings, seed: int, setup: DeviceSetup, images_md5: str) -> str:
-    """What shapes the weights: a checkpoint with another fingerprint is not resumed."""
-    shape = {"settings": settings.training(), "seed": seed, "device": setup.device.type, "bf16": setup.bf16,
-             "channels_last": setup.channels_last, "images_md5": images_md5}
-    return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
+def checkpoint_fingerprint(settings: DcganSettings, train: TrainSettings, seed: int, setup: DeviceSetup,
+                           images_md5: str) -> str:
+    """What shapes the run: every setting the schema does not mark operational, the seed, the number formats
+    and the images. A checkpoint with another fingerprint is not resumed."""
+    return fingerprint(settings=settings.defining(), train=train.defining(), seed=seed, device=setup.device.type,
+                       bf16=setup.bf16, channels_last=setup.channels_last, images_md5=images_md5)
 
 
 def check_points(total_steps: int, checks: int) -> int:
@@ -121,19 +98,20 @@ class Evaluator:
         return frechet_distance(features, self.real)
 
 
-def train_dcgan(args, settings: DcganSettings, train: TrainSettings, setup: DeviceSetup,
-                world: World = World()) -> dict[str, Any] | None:
-    """Build, restore, train, measure, write and log one DCGAN (the steps below, in order).
+def train_process(name: str, settings: DcganSettings, train: TrainSettings, options: RunOptions,
+                  real_stats_path: Path, faces: bool, setup: DeviceSetup, world: World) -> dict[str, Any] | None:
+    """This process's part of :func:`train_dcgan`: build, restore, train, measure, write and log (the steps
+    below, in order).
 
     In a data-parallel job every process trains G and D on its shard of each batch (and of its z); rank 0
     alone samples, measures, logs and writes, and returns the summary (the others None).
     """
-    name, seed = args.dataset, args.seed
+    seed = options.seed
     # 1. data on the device, once (uint8, scaled to [-1, 1] per batch)
     world.check_divisible(settings.batch_size, "dcgan.batch_size")
-    images = load_images(args.images)
-    real_stats = FeatureStats.load(args.real_stats)
-    data = DeviceDataset(images, None, setup, scale=(-1.0, 1.0), origin=str(args.images))
+    images = load_images(options.data)
+    real_stats = FeatureStats.load(real_stats_path)
+    data = DeviceDataset(images, None, setup, scale=(-1.0, 1.0), origin=str(options.data))
     channels, side, _ = data.image_shape
     batches = EpochBatches(len(data), settings.batch_size, setup, seed, "dcgan", name)
     total_steps = settings.epochs * batches.steps_per_epoch
@@ -144,10 +122,10 @@ def train_dcgan(args, settings: DcganSettings, train: TrainSettings, setup: Devi
     steps = GanSteps(gen, disc, settings, setup, maybe_compile(world.wrap(gen, setup.device), settings.compile),
                      maybe_compile(world.wrap(disc, setup.device), settings.compile))
     z_generator = generator(setup, seed, "dcgan", name, "z")
-    checkpoints = args.checkpoint_dir or checkpoint_folder("dcgan", name)
+    checkpoints = options.checkpoints("dcgan", name)
     grid_folder = Path(checkpoints) / "grids"  # kept beside the checkpoints until the run is done
     checkpointer = Checkpointer(
-        checkpoints, fingerprint=fingerprint(settings, seed, setup, file_md5(args.images)),
+        checkpoints, fingerprint=checkpoint_fingerprint(settings, train, seed, setup, file_md5(options.data)),
         models={"generator": gen, "discriminator": disc},
         optimizers={"generator": steps.generator_optimizer, "discriminator": steps.discriminator_optimizer},
         generators={"z": z_generator})
@@ -180,12 +158,11 @@ def train_dcgan(args, settings: DcganSettings, train: TrainSettings, setup: Devi
         return {"fid": fid}
 
     # 3. the steps, in the same MLflow run as before a stop
-    params = {"dataset": name, **settings.as_dict(), "seed": seed, "images": len(data), "image_size": side,
-              "channels": channels, "steps": total_steps, "fid_real": real_stats.count,
-              "train": {key: value for key, value in train.as_dict().items() if key not in OPERATIONAL}}
-    tags = {"mlnb.rule": args.rule, "mlnb.model": "dcgan", "mlnb.dataset": name}
-    with main_run(world, args, f"dcgan-{name}", params=params, run_id=resumed.run_id if resumed else None,
-                  inputs={"images": args.images, "real_stats": args.real_stats}, tags=tags) as tracker:
+    params = {"dataset": name, **settings.defining(), "seed": seed, "images": len(data), "image_size": side,
+              "channels": channels, "steps": total_steps, "fid_real": real_stats.count, "train": train.defining()}
+    tags = {"mlnb.rule": options.rule, "mlnb.model": "dcgan", "mlnb.dataset": name}
+    with main_run(world, options.tracking, f"dcgan-{name}", params=params, run_id=resumed.run_id if resumed else None,
+                  inputs={"images": options.data, "real_stats": real_stats_path}, tags=tags) as tracker:
         log.info("dcgan-%s on %s (process %d of %d): %d images of %d x %d x %d, %d steps of %d", name,
                  setup.describe(), world.rank + 1, world.size, len(data), side, side, channels, total_steps,
                  settings.batch_size)
@@ -202,16 +179,16 @@ def train_dcgan(args, settings: DcganSettings, train: TrainSettings, setup: Devi
             return None
 
         # 4. what the finished generator makes, written and logged
-        summary = finish(args, settings, steps, data, grid_folder, fids, result, tracker)
-        write_json(args.out / "summary.json", summary)
-        tracker.log_artifact(args.out / "summary.json")
+        summary = finish(name, options, faces, settings, steps, data, grid_folder, fids, result, tracker)
+        write_json(options.out / "summary.json", summary)
+        tracker.log_artifact(options.out / "summary.json")
         timing = {"dataset": name, "device": setup.describe(), "steps": result.steps,
                   "train_seconds": result.train_seconds, "images_per_second": result.images_per_second,
                   "fid_images_per_second": evaluator.images_per_second}
         measured = ("train_seconds", "images_per_second", "fid_images_per_second")  # no FID after a resume at the end
         tracker.log_metrics({key: timing[key] for key in measured if timing[key] is not None}, step=total_steps)
-        if args.timing:
-            write_json(args.timing, timing)
+        if options.timing:
+            write_json(options.timing, timing)
         log.info("dcgan-%s: %.1f training images/s, FID features %s images/s", name, result.images_per_second,
                  "?" if evaluator.images_per_second is None else f"{evaluator.images_per_second:.1f}")
     checkpointer.finish()
@@ -227,10 +204,10 @@ def clear_grids(folder: Path) -> None:
         folder.rmdir()
 
 
-def finish(args, settings: DcganSettings, steps: GanSteps, data: DeviceDataset, grid_folder: Path,
-           fids: list[dict], result, tracker) -> dict[str, Any]:
+def finish(name: str, options: RunOptions, faces: bool, settings: DcganSettings, steps: GanSteps,
+           data: DeviceDataset, grid_folder: Path, fids: list[dict], result, tracker) -> dict[str, Any]:
     """Grids, GIF, Turing page, face rates and the generator under OUT; the same logged to the run."""
-    name, out = args.dataset, args.out
+    seed, out = options.seed, options.out
     grids = sorted(grid_folder.glob("step_*.png"))
     frames = []
     for grid in grids:
@@ -240,24 +217,25 @@ def finish(args, settings: DcganSettings, steps: GanSteps, data: DeviceDataset, 
     save_gif(frames, out / "samples.gif")
     tracker.log_artifact(out / "samples.gif")
 
-    rng = numpy_generator(args.seed, "dcgan", name, "turing")
+    rng = numpy_generator(seed, "dcgan", name, "turing")
     count = min(settings.turing_images, len(data))
     real_rows = np.sort(rng.choice(len(data), count, replace=False))
     real = data.images[torch.from_numpy(real_rows).to(data.images.device)].permute(0, 2, 3, 1).cpu().numpy()
-    z_source = torch_generator(args.seed, "dcgan", name, "turing-z")
+    z_source = torch_generator(seed, "dcgan", name, "turing-z")
     fake = to_uint8(steps.generate(sample_z(count, settings.z_dim, z_source).to(data.images.device)))
     save_text(turing_page(real, fake, rng, f"DCGAN on {name}: real or generated?"), out / "turing.html")
     tracker.log_artifact(out / "turing.html")
 
     face_rates = {}
-    if args.faces and settings.face_rate_samples:
-        face_rates = face_rates_of(args.seed, name, settings, steps, data)
+    if faces and settings.face_rate_samples:
+        face_rates = face_rates_of(seed, name, settings, steps, data)
         tracker.log_metrics(face_rates, step=result.steps)
 
-    with atomic_path(out / "generator.pt") as tmp, open(tmp, "wb") as handle:
-        torch.save({key: value.cpu() for key, value in steps.generator.state_dict().items()}, handle)
-    log_generator_model(args, tracker, steps.generator)
-    return {"model": "dcgan", "dataset": name, "settings": settings.as_dict(), "seed": args.seed,
+    save_state_dict(steps.generator, out / "generator.pt")
+    # exported as a traced graph (pt2): serving it needs torch, not mlnb
+    tracker.log_pytorch_model(steps.generator, "generator", input_example=np.zeros((2, settings.z_dim), np.float32),
+                              pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
+    return {"model": "dcgan", "dataset": name, "settings": settings.as_dict(), "seed": seed,
             "steps": result.steps, "images": len(data), "image_shape": list(data.image_shape),
             "fid": fids, "face_rates": face_rates, "last_metrics": result.last_metrics}
 
@@ -271,23 +249,3 @@ def face_rates_of(seed: int, name: str, settings: DcganSettings, steps: GanSteps
     real = data.images[torch.from_numpy(rows).to(data.images.device)].permute(0, 2, 3, 1).cpu().numpy()
     return {"face_rate_generated": face_detection_rate(generated), "face_rate_real": face_detection_rate(real),
             "face_rate_samples": float(count)}
-
-
-def log_generator_model(args, tracker, model: torch.nn.Module) -> None:
-    """The generator as the run's MLflow model (pytorch flavour)."""
-    if not tracker.active:
-        return
-    import mlflow
-    import mlflow.pytorch
-
-    mlflow.set_tracking_uri(tracking.resolve_uri(args.tracking_uri))
-    with mlflow.start_run(run_id=tracker.run_id):
-        # exported as a traced graph (pt2): serving it needs torch, not mlnb
-        example = np.zeros((2, model.z_dim), np.float32)
-        mlflow.pytorch.log_model(copy.deepcopy(model).cpu().eval(), name="generator", input_example=example,
-                                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -1,4 +1,4 @@
-"""``mlnb demo-data``: offline replicas of the three datasets, in their real file formats.
+"""Offline replicas of the three datasets, in their real file formats (``mlnb demo-data``).
 
 Built only from data that installed packages ship, so the demo and the tests run
 with no network through the very same data rules as a real run: MNIST
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from mlnb.errors import ConfigError
@@ -21,6 +22,7 @@ DATASETS = ("mnist", "celeba", "heart")
 
 
 def build(dataset: str, out: Path, seed: int) -> dict:
+    """The replica of ``dataset`` in ``out``, with its ``replica_record.json``; return the record."""
     builder = importlib.import_module(f"mlnb.demo.{dataset}").build
     out.mkdir(parents=True, exist_ok=True)
     record = {"dataset": dataset, "seed": seed, **builder(out, seed)}
@@ -29,18 +31,11 @@ def build(dataset: str, out: Path, seed: int) -> dict:
     return record
 
 
-def configure_parser(parser) -> None:
-    parser.add_argument("--dataset", choices=DATASETS, action="append",
-                        help="replica to build (repeatable; default: all three)")
-    parser.add_argument("--out", type=Path, required=True,
-                        help="folder; each dataset goes to OUT/<dataset>/")
-    parser.add_argument("--seed", type=int, default=0)
-
-
-def run(args) -> int:
-    if args.out.exists() and not args.out.is_dir():
-        raise ConfigError(f"--out {args.out}: is a file, not a folder")
-    for dataset in args.dataset or DATASETS:
-        build(dataset, args.out / dataset, args.seed)
-        print(f"replica {dataset} -> {args.out / dataset}")
-    return 0
+def build_replicas(out: Path, seed: int = 0, datasets: Sequence[str] = DATASETS) -> Iterator[Path]:
+    """Build ``datasets`` one by one, each in ``out``/<dataset>, yielding its folder once it is built (so the
+    caller can report progress: nothing is built until the generator runs)."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file, not a folder")
+    for dataset in datasets:
+        build(dataset, out / dataset, seed)
+        yield out / dataset

@@ -1,4 +1,4 @@
-"""``mlnb gather-faces``: join aligned shards into one array, one manifest and a summary.
+"""Join aligned shards into one array, one manifest and a summary (``mlnb gather-faces``).
 
 Shards are joined in the order given (the shard order), so the gathered manifest
 keeps the input order; each shard's ``index`` is shifted by the faces before it.
@@ -9,7 +9,6 @@ not rewrite the faces, nor rerun what trains on them).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import logging
@@ -27,12 +26,6 @@ log = logging.getLogger(__name__)
 
 #: faces copied at a time (64x64x3 faces: 48 MB)
 BLOCK_ROWS = 4096
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("shards", nargs="+", metavar="SHARD_DIR",
-                        help="shard directories (faces.npy + manifest.csv), in order")
-    parser.add_argument("--out", required=True, help="output directory")
 
 
 def read_manifest(path: Path) -> list[dict[str, str]]:
@@ -116,8 +109,8 @@ class Summary:
         }
 
 
-def gather(shards: list[Path], out: Path) -> Summary:
-    """Write out/faces.npy and out/manifest.csv from the shards; return their summary."""
+def gather(shards: list[Path], out: Path) -> dict[str, object]:
+    """Write ``out``/faces.npy, manifest.csv and summary.json from the shards; return the summary."""
     size = face_size(shards)
     summary = Summary(len(shards))
     with manifest_writer(out / "manifest.csv") as manifest, stream_npy(out / "faces.npy", (size, size, 3)) as faces:
@@ -132,14 +125,9 @@ def gather(shards: list[Path], out: Path) -> Summary:
                     row["index"] = str(int(row["index"]) + offset)
                 manifest.writerow(row)
                 summary.add(row)
-    return summary
-
-
-def run(args: argparse.Namespace) -> int:
-    shards, out = [Path(s) for s in args.shards], Path(args.out)
-    summary = gather(shards, out).as_dict()
+    counts = summary.as_dict()
     with atomic_path(out / "summary.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    log.info("gathered %d shards: %d images, %d aligned (%s); wrote %s", len(shards), summary["images"],
-             summary["aligned"], ", ".join(f"{k} {v}" for k, v in summary["method"].items()), out)
-    return 0
+        tmp.write_text(json.dumps(counts, indent=2) + "\n")
+    log.info("gathered %d shards: %d images, %d aligned (%s); wrote %s", len(shards), counts["images"],
+             counts["aligned"], ", ".join(f"{k} {v}" for k, v in counts["method"].items()), out)
+    return counts

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import logging
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 import os
+import time
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,15 +26,17 @@ import numpy as np
 from tqdm import tqdm
 
 from mlnb.errors import ConfigError, MlnbError
-from mlnb.faces.settings import FacesSettings
 from mlnb.faces import align
 from mlnb.faces.detect import Face, FaceLandmarker, upsample_levels
 from mlnb.faces.images import BadImage, check_header, decode_pixels
 from mlnb.faces.models import SHAPE_PREDICTOR_68, model_path
 from mlnb.faces.packing import stream_npy
-from mlnb.faces.sources import Item, ItemReader
+from mlnb.faces.settings import FacesSettings
+from mlnb.faces.sources import Item, ItemReader, select_items
 from mlnb.io import atomic_path
 from mlnb.memory import MIB, available_bytes, describe
+
+log = logging.getLogger(__name__)
 
 ALIGNED, NO_FACE, BAD_IMAGE = "aligned", "no-face", "bad-image"
 DLIB, CELEBA_LANDMARKS = "dlib", "celeba-landmarks"
@@ -267,4 +271,21 @@ def write_results(results: Iterable[Result], out_dir: str | os.PathLike, size: i
                 faces.append(result.crop)
             manifest.writerow(result.manifest_row(index))
             counts[result.status] += 1
+    return counts
+
+
+def align_faces(inputs: Sequence[str | Path], out: str | os.PathLike, settings: FacesSettings,
+                index: str | Path | None = None, shard: int | None = None) -> dict[str, int]:
+    """Align the images of ``inputs`` into ``out``/faces.npy and manifest.csv with ``settings.threads`` workers;
+    return counts per status. ``index`` and ``shard`` choose the images (:func:`mlnb.faces.sources.select_items`)."""
+    items = select_items(inputs, index, shard, settings.shards)
+    which = "all inputs" if shard is None else f"shard {shard} of {settings.shards}"
+    log.info("aligning %d images (%s) with %d worker(s)", len(items), which, settings.threads)
+    start = time.perf_counter()
+    with aligned_results(items, settings, settings.threads) as results:
+        counts = write_results(results, out, settings.size, total=len(items))
+    elapsed = time.perf_counter() - start
+    log.info("%s in %.1f s (%.1f images/s); wrote %s/faces.npy and manifest.csv",
+             ", ".join(f"{n} {status}" for status, n in counts.items()), elapsed,
+             len(items) / max(elapsed, 1e-9), out)
     return counts

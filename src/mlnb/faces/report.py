@@ -1,8 +1,7 @@
-"""``mlnb report-faces``: the gathered faces' preview grid, and their summary and preview in MLflow."""
+"""The gathered faces' preview grid, and their summary and preview in MLflow (``mlnb report-faces``)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -15,14 +14,6 @@ from mlnb.faces.gather import load_faces
 from mlnb.faces.settings import FacesSettings
 from mlnb.io import atomic_path
 from mlnb.preview import image_grid
-from mlnb.settings import add_settings_arguments, settings_from_args
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("faces_dir", metavar="DIR", help="what gather-faces wrote: faces.npy and summary.json; "
-                                                         "the preview goes to DIR/preview.png")
-    add_settings_arguments(parser, FacesSettings)  # of which the report uses preview
-    tracking.add_tracking_arguments(parser)
 
 
 def preview_grid(faces: np.ndarray, count: int) -> np.ndarray:
@@ -46,16 +37,18 @@ def read_summary(path: Path) -> dict:
     return summary
 
 
-def run(args: argparse.Namespace) -> int:
-    folder = Path(args.faces_dir)
-    preview = settings_from_args(FacesSettings, args).preview
+def report_faces(folder: Path, settings: FacesSettings,
+                 tracking_options: tracking.TrackingOptions = tracking.TrackingOptions()) -> None:
+    """``folder``/preview.png: ``settings.preview`` of the faces that gather-faces wrote to ``folder``; an MLflow
+    run "faces" (as ``tracking_options`` says) with their summary's counts and the preview."""
     summary = read_summary(folder / "summary.json")
     faces = load_faces(folder / "faces.npy")
     if len(faces) != summary["aligned"]:
         raise DataError(f"faces {folder / 'faces.npy'}: {len(faces)} faces, but {folder / 'summary.json'} "
                         f"counts {summary['aligned']} aligned")
-    with tracking.tracked_run(args, "faces", params={"shards": summary["shards"], "preview": preview}) as tracker:
-        grid = preview_grid(faces, preview)
+    params = {"shards": summary["shards"], "preview": settings.preview}
+    with tracking.tracked_run(tracking_options, "faces", params=params) as tracker:
+        grid = preview_grid(faces, settings.preview)
         with atomic_path(folder / "preview.png") as tmp:
             Image.fromarray(grid).save(tmp)
         tracker.log_metrics({
@@ -66,4 +59,3 @@ def run(args: argparse.Namespace) -> int:
         })
         tracker.log_dict(summary, "summary.json")
         tracker.log_image(grid, "preview.png")
-    return 0

@@ -138,6 +138,18 @@ def shard(items: Sequence[Item], number: int, count: int) -> list[Item]:
     return list(items[len(items) * number // count: len(items) * (number + 1) // count])
 
 
+def select_items(inputs: Sequence[str | Path], index: str | Path | None, number: int | None,
+                 count: int) -> list[Item]:
+    """The items of shard ``number`` of ``count`` (``None``: every input); with a CelebA ``index``, of the one
+    zip or directory it describes, in its order."""
+    number, count = (0, 1) if number is None else (number, count)
+    if index is not None:
+        if len(inputs) != 1:
+            raise ConfigError(f"--index describes one zip or directory, got {len(inputs)} inputs")
+        return items_from_index(inputs[0], index, number, count)
+    return shard(items_from_inputs(inputs), number, count)
+
+
 class ItemReader:
     """Reads items' bytes, keeping each zip archive open for the life of the reader."""
 

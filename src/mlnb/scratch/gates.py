@@ -1,10 +1,11 @@
-"""``mlnb train-gates``: the from-scratch network learns a logic gate, like the blog, over several seeds.
+"""The from-scratch network learns a logic gate, like the blog, over several seeds (``mlnb train-gates``:
+:mod:`mlnb.scratch.train_gates_cli`).
 
 The blog's XOR (post 09): a 2-2-1 network, sigmoid hidden layer, linear output, learning
 rate 0.2, momentum 0.5, trained on the whole truth table until the summed squared error is
 below 1e-5 or 100,000 iterations have run; its one run stopped at iteration 14,543. Here
 each seed ``k`` starts from weights drawn by ``mlnb.rng.generator(seed, "gates", gate, k)``,
-and the command writes, into ``--out``: ``<GATE>.json`` (settings, and per seed whether it
+and :func:`train_gates` writes, into ``out``: ``<GATE>.json`` (settings, and per seed whether it
 converged, its iterations, final error and truth table), ``<GATE>_curves.npz`` (the error
 and the truth-table rows right every ``log_every`` iterations) and ``<GATE>_curves.png``;
 the same curves are logged to MLflow with ``step`` = iteration.
@@ -13,18 +14,17 @@ the same curves are logged to MLflow with ``step`` = iteration.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 
 from mlnb import tracking
 from mlnb.errors import ConfigError
 from mlnb.io import atomic_path
-from mlnb.scratch.network import Network
 from mlnb.rng import generator
-from mlnb.settings import Settings, add_settings_arguments, settings_from_args
+from mlnb.scratch.network import Network
+from mlnb.scratch.settings import GatesSettings
+from mlnb.training.outputs import write_json
 
 #: The truth-table rows in the blog's order.
 INPUTS = np.array([[0, 0], [1, 1], [0, 1], [1, 0]], dtype=np.float64)
@@ -37,21 +37,6 @@ GATES = {
 }
 #: The blog's XOR run (post 09): iterations to a summed squared error of 1e-5.
 BLOG_XOR_ITERATIONS = 14_543
-
-
-@dataclasses.dataclass(frozen=True)
-class GatesSettings(Settings):
-    """The ``gates`` config section (descriptions in config.schema.yaml)."""
-
-    section: ClassVar[str] = "gates"
-    layers: tuple[int, ...]
-    transfers: tuple[str, ...]
-    learning_rate: float
-    momentum: float
-    min_error: float
-    max_iterations: int
-    seeds: int
-    log_every: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,37 +157,26 @@ def write_outputs(gate: str, settings: GatesSettings, seed: int, runs: list[Gate
     plot_curves(gate, runs, out / f"{gate}_curves.png")
     with atomic_path(out / f"{gate}_truth_tables.md") as tmp:
         tmp.write_text(f"# {gate}: final truth tables\n\n{truth_table_markdown(gate, result['runs'])}")
-    with atomic_path(out / f"{gate}.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(out / f"{gate}.json", result, sort_keys=False)
     return result
 
 
-def configure_parser(parser) -> None:
-    parser.add_argument("--gate", required=True, choices=list(GATES), help="the logic gate to learn")
-    parser.add_argument("--seed", type=int, required=True, help="master seed (seed k draws from (seed, gates, GATE, k))")
-    parser.add_argument("--out", type=Path, required=True, help="output folder for <GATE>.json, curves and tables")
-    add_settings_arguments(parser, GatesSettings)
-    tracking.add_tracking_arguments(parser)
-
-
-def run(args) -> int:
-    settings = settings_from_args(GatesSettings, args)
-    params = {"gate": args.gate, "seed": args.seed, **settings.as_dict()}
-    with tracking.tracked_run(args, f"gates-{args.gate.lower()}", params=params,
-                              tags={"mlnb.model": "backprop", "mlnb.gate": args.gate}) as tracker:
+def train_gates(gate: str, settings: GatesSettings, seed: int, out: Path,
+                tracking_options: tracking.TrackingOptions) -> dict:
+    """Train ``settings.seeds`` seeds on ``gate``, write the outputs into ``out`` and log the curves; the result
+    written to ``<GATE>.json``."""
+    params = {"gate": gate, "seed": seed, **settings.defining()}
+    with tracking.tracked_run(tracking_options, f"gates-{gate.lower()}", params=params,
+                              tags={"mlnb.model": "backprop", "mlnb.gate": gate}) as tracker:
         runs = []
         for index in range(settings.seeds):
             def log(iteration, error, correct, index=index):
                 tracker.log_metrics({f"error/seed_{index}": error,
                                      f"rows_right_share/seed_{index}": correct / len(INPUTS)}, step=iteration)
 
-            runs.append(train_gate(args.gate, settings, args.seed, index, on_log=log))
-        result = write_outputs(args.gate, settings, args.seed, runs, args.out)
-        summary = result["summary"]
-        tracker.log_metrics({key: value for key, value in summary.items() if value is not None})
+            runs.append(train_gate(gate, settings, seed, index, on_log=log))
+        result = write_outputs(gate, settings, seed, runs, out)
+        tracker.log_metrics({key: value for key, value in result["summary"].items() if value is not None})
         for suffix in (".json", "_curves.npz", "_curves.png", "_truth_tables.md"):
-            tracker.log_artifact(args.out / f"{args.gate}{suffix}")
-    print(f"{args.gate}: {summary['converged']}/{summary['seeds']} seeds converged; median iterations "
-          f"{summary['median_iterations']}, range {summary['min_iterations']}-{summary['max_iterations']} "
-          f"(blog XOR: {BLOG_XOR_ITERATIONS:,})")
-    return 0
+            tracker.log_artifact(out / f"{gate}{suffix}")
+    return result

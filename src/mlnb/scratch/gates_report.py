@@ -1,4 +1,5 @@
-"""``mlnb report-gates``: one Markdown table of the gates' training over seeds, beside the blog's XOR run.
+"""One Markdown table of the gates' training over seeds, beside the blog's XOR run (``mlnb report-gates``:
+:mod:`mlnb.scratch.report_gates_cli`).
 
 Reads the ``<GATE>.json`` files that ``mlnb train-gates`` writes and writes the report (also
 an MLflow artifact): per gate how many seeds converged, the median and range of their
@@ -8,6 +9,7 @@ iterations, and how many end with every truth-table row right; then each gate's 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from mlnb import tracking
@@ -63,29 +65,25 @@ def report_markdown(results: list[dict]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def configure_parser(parser) -> None:
-    parser.add_argument("results", nargs="+", type=Path, help="<GATE>.json files written by mlnb train-gates")
-    parser.add_argument("--out", type=Path, required=True, help="the Markdown report to write")
-    tracking.add_tracking_arguments(parser)
-
-
-def run(args) -> int:
-    results = [read_result(path) for path in args.results]
+def report_gates(result_paths: Sequence[Path], out: Path, tracking_options: tracking.TrackingOptions) -> str:
+    """Write the report of the gates' results (in the blog's order, whatever the given one) to ``out`` and log
+    it; the report."""
+    results = [read_result(path) for path in result_paths]
     gates = [result["gate"] for result in results]
     if len(set(gates)) != len(gates):
-        raise DataError(f"{', '.join(map(str, args.results))}: a gate appears twice ({gates})")
+        raise DataError(f"{', '.join(map(str, result_paths))}: a gate appears twice ({gates})")
     order = list(GATES)
     results.sort(key=lambda result: order.index(result["gate"]) if result["gate"] in order else len(order))
     if any(len(run["outputs"]) != len(INPUTS) for result in results for run in result["runs"]):
-        raise DataError(f"{args.out}: a result's truth table does not have {len(INPUTS)} rows")
-    with atomic_path(args.out) as tmp:
-        tmp.write_text(report_markdown(results))
-    with tracking.tracked_run(args, "gates-report", params={"gates": gates}) as tracker:
-        tracker.log_artifact(args.out)
+        raise DataError(f"{out}: a result's truth table does not have {len(INPUTS)} rows")
+    report = report_markdown(results)
+    with atomic_path(out) as tmp:
+        tmp.write_text(report)
+    with tracking.tracked_run(tracking_options, "gates-report", params={"gates": gates}) as tracker:
+        tracker.log_artifact(out)
         for result in results:
             summary = result["summary"]
             tracker.log_metrics({f"{result['gate']}.converged": summary["converged"],
                                  **({f"{result['gate']}.median_iterations": summary["median_iterations"]}
                                     if summary["median_iterations"] is not None else {})})
-    print(args.out.read_text())
-    return 0
+    return report

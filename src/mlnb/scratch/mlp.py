@@ -1,26 +1,25 @@
-"""``mlnb train-mlp``: the from-scratch network (mlnb.scratch.network) learns MNIST with mini-batches.
+"""The from-scratch network (mlnb.scratch.network) learns MNIST with mini-batches (``mlnb train-mlp``:
+:mod:`mlnb.scratch.train_mlp_cli`).
 
 The same hand-written back-propagation that learns the logic gates, here 784-100-10 on the
 prepared ``mnist.npz`` (uint8 ``x_train``, ``y_train``, ``x_test``, ``y_test``), on numpy
-or on torch (on ``--device``: CUDA when present). The whole set is moved to the array
+or on torch (on ``train.device``: CUDA when present). The whole set is moved to the array
 namespace once and scaled to [0, 1] there; every epoch visits the training images in an
-order drawn from ``(seed, "mlp", "epoch", epoch)``, so a seed fixes the run. ``--out``
-receives ``result.json`` (settings, per-epoch error and test accuracy, images/s, the
+order drawn from ``(seed, "mlp", "epoch", epoch)``, so a seed fixes the run. :func:`train_mlp`
+writes into the run's ``out`` ``result.json`` (settings, per-epoch error and test accuracy, the
 confusion matrix), ``model.npz`` (the trained weights, loadable with ``Network.load``),
-``confusion.png`` and ``misclassified.png``; ``--timing`` the wall times; MLflow gets the same
-with ``step`` = batches seen. It runs through mlnb.training.loop like the CNN: checkpoints every
-``--checkpoint-every`` batches to ``--checkpoint-dir``; a stopped job (SIGTERM, SIGINT, SIGUSR1)
-checkpoints, exits 128 + signal, and the same command resumes it in the same MLflow run.
+``confusion.png`` and ``misclassified.png``; into its ``timing`` file the wall times and images/s;
+MLflow gets the same with ``step`` = batches seen. It runs through mlnb.training.loop like the CNN:
+checkpoints every ``train.checkpoint_every`` batches; a stopped run (SIGTERM, SIGINT, SIGUSR1)
+checkpoints and raises :class:`mlnb.stopping.Stopped`, and the same call resumes it in the same MLflow run.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 from pathlib import Path
-from typing import ClassVar
+from typing import Any
 
 import array_api_compat
 import numpy as np
@@ -28,41 +27,24 @@ import PIL.Image
 import torch
 
 from mlnb import tracking
-from mlnb.data.mnist import MnistArrays, read_mnist_npz
+from mlnb.data.mnist import IMAGE_SHAPE, MnistArrays, read_mnist_npz
 from mlnb.errors import ConfigError, DataError
 from mlnb.io import atomic_path, file_md5
-from mlnb.scratch.network import Network, to_numpy
-from mlnb.preview import image_grid
 from mlnb.rng import generator
-from mlnb.settings import (Settings, add_schema_flags, add_settings_arguments, schema_flag_values, section_schema,
-                           settings_from_args)
+from mlnb.scratch.network import Network, to_numpy
+from mlnb.scratch.settings import MlpSettings
 from mlnb.stopping import cooperative_stop
-from mlnb.training.checkpoint import Checkpointer, Resumed, checkpoint_folder
+from mlnb.training import figures
+from mlnb.training.checkpoint import Checkpointer, Resumed
 from mlnb.training.device import cpu_threads
 from mlnb.training.loop import Hook, LoopResult, TrainingLoop
+from mlnb.training.options import RunOptions
+from mlnb.training.outputs import fingerprint, write_json
 from mlnb.training.settings import TrainSettings
 
 log = logging.getLogger(__name__)
 
 EVAL_BATCH = 10_000
-#: the train keys train-mlp takes: how often it checkpoints (operational: never logged, never a rule's param)
-TRAIN_KEYS = ("checkpoint_every", "threads")
-TRAIN_FLAGS = "train."
-
-
-@dataclasses.dataclass(frozen=True)
-class MlpSettings(Settings):
-    """The ``mlp`` config section (descriptions in config.schema.yaml)."""
-
-    section: ClassVar[str] = "mlp"
-    layers: tuple[int, ...]
-    transfers: tuple[str, ...]
-    learning_rate: float
-    momentum: float
-    batch_size: int
-    epochs: int
-    backend: str
-    dtype: str
 
 
 def array_namespace(backend: str, device: str = "auto"):
@@ -92,13 +74,6 @@ def predict_all(net: Network, images) -> np.ndarray:
     """Predicted classes of every row, evaluated EVAL_BATCH rows at a time, as numpy."""
     return np.concatenate([to_numpy(net.predict(images[start:start + EVAL_BATCH]))
                            for start in range(0, images.shape[0], EVAL_BATCH)])
-
-
-def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int) -> np.ndarray:
-    """counts[true, predicted]."""
-    counts = np.zeros((classes, classes), dtype=np.int64)
-    np.add.at(counts, (labels.astype(np.int64), predictions.astype(np.int64)), 1)
-    return counts
 
 
 class MlpTraining:
@@ -139,9 +114,9 @@ class MlpTraining:
         return "numpy" if self.device is None else f"torch-{self.device.type}"
 
     def fingerprint(self, data_md5: str) -> str:
-        """What shapes the run: a checkpoint with another fingerprint is not resumed."""
-        shape = {"settings": self.settings.as_dict(), "seed": self.seed, "kind": self.kind(), "data_md5": data_md5}
-        return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
+        """What shapes the run (every mlp setting but the operational ones, the seed, the array namespace and
+        device, the data): a checkpoint with another fingerprint is not resumed."""
+        return fingerprint(settings=self.settings.defining(), seed=self.seed, kind=self.kind(), data_md5=data_md5)
 
     def step(self, step: int) -> dict:
         """Train batch ``step`` (1-based); its error goes into the epoch's sum, read at the epoch's end."""
@@ -200,96 +175,49 @@ class MlpTraining:
         return loop.run(self.step, resumed)
 
 
-def plot_confusion(counts: np.ndarray, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(5, 4.5), dpi=100)
-    image = axes.imshow(counts, cmap="Blues")
-    for (true, predicted), count in np.ndenumerate(counts):
-        axes.text(predicted, true, str(count), ha="center", va="center", fontsize=6,
-                  color="white" if count > counts.max() / 2 else "black")
-    axes.set(xlabel="predicted", ylabel="true", xticks=range(len(counts)), yticks=range(len(counts)),
-             title="MLP (from scratch): test confusion matrix")
-    figure.colorbar(image, ax=axes)
-    figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp)
-    plt.close(figure)
-
-
-def misclassified_grid(images: np.ndarray, labels: np.ndarray, predictions: np.ndarray, limit: int = 64):
-    """The first ``limit`` misclassified test digits as one grid (a blank digit when none is wrong), and which."""
-    wrong = np.flatnonzero(labels != predictions)[:limit]
-    side = int(np.sqrt(images.shape[1]))
-    if wrong.size == 0:
-        return np.full((side, side), 255, np.uint8), []
-    grid = image_grid(images[wrong].reshape(-1, side, side), columns=8)
-    return grid, [{"index": int(i), "label": int(labels[i]), "predicted": int(predictions[i])} for i in wrong]
-
-
-def configure_parser(parser) -> None:
-    parser.add_argument("--data", type=Path, required=True, help="prepared MNIST .npz (results/data/mnist/mnist.npz)")
-    parser.add_argument("--seed", type=int, required=True, help="master seed (initial weights and batch order)")
-    parser.add_argument("--device", default="auto",
-                        help="torch backend: auto (CUDA when present), cpu, cuda or cuda:N (config train.device)")
-    parser.add_argument("--out", type=Path, required=True, help="output folder: result.json, model.npz, figures")
-    parser.add_argument("--timing", type=Path, default=None,
-                        help="JSON file for the wall times (kept out of result.json, which a seed fixes byte for byte)")
-    parser.add_argument("--checkpoint-dir", type=Path,
-                        help="checkpoint folder (default: results/checkpoints/mlp/<backend>)")
-    add_settings_arguments(parser, MlpSettings)
-    train = parser.add_argument_group("train settings (defaults: config.schema.yaml)")
-    add_schema_flags(train, {key: section_schema("train")["properties"][key] for key in TRAIN_KEYS},
-                     dest_prefix=TRAIN_FLAGS)
-    tracking.add_tracking_arguments(parser)
-
-
-def run(args) -> int:
-    settings = settings_from_args(MlpSettings, args)
-    train = TrainSettings.from_mapping(schema_flag_values(args, TRAIN_KEYS, TRAIN_FLAGS), "command line")
-    data = load_mnist(args.data, settings.layers[0])
-    training = MlpTraining(settings, data, args.seed, args.device)
-    checkpointer = Checkpointer(args.checkpoint_dir or checkpoint_folder("mlp", settings.backend),
-                                fingerprint=training.fingerprint(file_md5(args.data)), models={"mlp": training})
+def train_mlp(settings: MlpSettings, train: TrainSettings,
+              options: RunOptions) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train the network on ``options.data`` (of the train settings it takes the device, threads and checkpoint
+    interval), write its outputs and log them; (the result written to ``result.json``, the wall times)."""
+    data = load_mnist(options.data, settings.layers[0])
+    training = MlpTraining(settings, data, options.seed, train.device)
+    checkpointer = Checkpointer(options.checkpoints("mlp", settings.backend),
+                                fingerprint=training.fingerprint(file_md5(options.data)), models={"mlp": training})
     resumed = checkpointer.restore()
-    params = {"seed": args.seed, "device": args.device, **settings.as_dict()}
-    with tracking.tracked_run(args, f"mlp-{settings.backend}", params=params, inputs={"mnist": args.data},
-                              run_id=resumed.run_id if resumed else None, tags={"mlnb.model": "backprop"}) as tracker:
+    params = {"seed": options.seed, "device": train.device, **settings.defining()}
+    with tracking.tracked_run(options.tracking, f"mlp-{settings.backend}", params=params,
+                              inputs={"mnist": options.data}, run_id=resumed.run_id if resumed else None,
+                              tags={"mlnb.rule": options.rule, "mlnb.model": "backprop"}) as tracker:
         with cooperative_stop() as stop, cpu_threads(train.threads):
             seconds = training.run(checkpointer, resumed, tracker, train.checkpoint_every, stop).train_seconds
         records, net, predictions = training.records, training.net, training.predict_test()
-        counts = confusion_matrix(data.y_test, predictions, settings.layers[-1])
+        counts = figures.confusion_counts(data.y_test, predictions, settings.layers[-1])
         timed = ("seconds", "train_images_per_second")
         timing = {"train_seconds": seconds, "train_images_per_second": settings.epochs * len(data.y_train) / seconds,
                   "epochs": [{key: record[key] for key in ("epoch", *timed)} for record in records]}
         result = {
-            "seed": args.seed, "settings": settings.as_dict(), "device": str(array_api_compat.device(net.weights[0])),
+            "seed": options.seed, "settings": settings.as_dict(),
+            "device": str(array_api_compat.device(net.weights[0])),
             "train_images": len(data.y_train), "test_images": len(data.y_test),
             "test_accuracy": records[-1]["test_accuracy"],
             "epochs": [{key: value for key, value in record.items() if key not in timed} for record in records],
             "confusion_matrix": counts.tolist(),
         }
-        args.out.mkdir(parents=True, exist_ok=True)
-        net.save(args.out / "model.npz")
-        plot_confusion(counts, args.out / "confusion.png")
-        grid, wrong = misclassified_grid(data.x_test, data.y_test, predictions)
-        with atomic_path(args.out / "misclassified.png") as tmp:
+        out = options.out
+        out.mkdir(parents=True, exist_ok=True)
+        net.save(out / "model.npz")
+        figures.save_figure(figures.confusion_figure(counts, "MLP (from scratch): test confusion matrix"),
+                            out / "confusion.png")
+        grid, wrong = figures.misclassified_grid(data.x_test.reshape(-1, *IMAGE_SHAPE), data.y_test, predictions)
+        with atomic_path(out / "misclassified.png") as tmp:
             PIL.Image.fromarray(grid).save(tmp)
         result["misclassified_shown"] = wrong
-        with atomic_path(args.out / "result.json") as tmp:
-            tmp.write_text(json.dumps(result, indent=2) + "\n")
-        if args.timing is not None:
-            with atomic_path(args.timing) as tmp:
-                tmp.write_text(json.dumps(timing, indent=2) + "\n")
+        write_json(out / "result.json", result, sort_keys=False)
+        if options.timing is not None:
+            write_json(options.timing, timing, sort_keys=False)
         tracker.log_metrics({"final_test_accuracy": result["test_accuracy"],
                              "final_train_images_per_second": timing["train_images_per_second"]})
         for name in ("result.json", "model.npz", "confusion.png", "misclassified.png"):
-            tracker.log_artifact(args.out / name)
+            tracker.log_artifact(out / name)
     checkpointer.finish()
-    print(f"MLP {'-'.join(map(str, settings.layers))}: test accuracy {result['test_accuracy']:.4f} "
-          f"after {settings.epochs} epoch(s), {timing['train_images_per_second']:.0f} training images/s "
-          f"({settings.backend}, {result['device']})")
-    return 0
+    return result, timing

@@ -7,21 +7,25 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from mlnb.io import atomic_path
 
+if TYPE_CHECKING:
+    import torch
 
-def write_json(path: str | os.PathLike, data: Mapping[str, Any]) -> None:
-    """``data`` as indented, key-sorted JSON, written atomically (the same bytes for the same data)."""
+
+def write_json(path: str | os.PathLike, data: Mapping[str, Any], sort_keys: bool = True) -> None:
+    """``data`` as indented JSON, written atomically (the same bytes for the same data); keys sorted, or in
+    ``data``'s order with ``sort_keys=False`` (the from-scratch stage's results have always been written so)."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=sort_keys) + "\n")
 
 
 def save_state_dict(module: torch.nn.Module, path: str | os.PathLike) -> None:
     """The module's weights on the CPU, atomically; load them with ``torch.load(..., weights_only=True)``."""
+    import torch  # here, so that the stages that write no weights (the logic gates) start without it
+
     # saved through a handle: torch.save names the archive after a path (here a random temporary one)
     with atomic_path(Path(path)) as tmp, open(tmp, "wb") as handle:
         torch.save({key: value.cpu() for key, value in module.state_dict().items()}, handle)

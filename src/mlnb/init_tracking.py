@@ -1,4 +1,4 @@
-"""``mlnb init-tracking``: create the MLflow store and experiment once, before jobs fan out."""
+"""Create the MLflow store and experiment once, before jobs fan out (``mlnb init-tracking``)."""
 
 from __future__ import annotations
 
@@ -13,30 +13,21 @@ from typing import TypeVar
 from mlnb import tracking
 from mlnb.errors import ConfigError
 from mlnb.io import atomic_path
-from mlnb.settings import section_schema
 
 T = TypeVar("T")
 
 
-def configure_parser(parser) -> None:
-    default_timeout = section_schema("mlflow")["properties"]["timeout"]["default"]
-    parser.add_argument("--tracking-uri", default="default",
-                        help="MLflow tracking URI ('default' = SQLite under results/mlflow)")
-    parser.add_argument("--experiment", default="mlnb")
-    parser.add_argument("--timeout", type=float, default=default_timeout,
-                        help=f"seconds to wait for a tracking server (default {default_timeout})")
-    parser.add_argument("--out", type=Path, required=True, help="JSON file recording the experiment id")
-
-
-def run(args) -> int:
-    if not args.timeout > 0:
-        raise ConfigError(f"--timeout {args.timeout:g}: must be more than 0 seconds")
-    uri = tracking.resolve_uri(args.tracking_uri)
-    experiment_id = within_timeout(uri, args.timeout, lambda: tracking.create_experiment(uri, args.experiment))
-    with atomic_path(args.out) as tmp:
-        tmp.write_text(json.dumps({"tracking_uri": uri, "experiment": args.experiment,
+def init_tracking(tracking_uri: str, experiment: str, timeout: float, out: Path) -> str:
+    """Create ``experiment`` (and a SQLite store) at ``tracking_uri`` ('default': SQLite under results/mlflow),
+    waiting at most ``timeout`` s for a server; record its id in the JSON file ``out`` and return it."""
+    if not timeout > 0:
+        raise ConfigError(f"--timeout {timeout:g}: must be more than 0 seconds")
+    uri = tracking.resolve_uri(tracking_uri)
+    experiment_id = within_timeout(uri, timeout, lambda: tracking.create_experiment(uri, experiment))
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps({"tracking_uri": uri, "experiment": experiment,
                                    "experiment_id": experiment_id}, indent=2) + "\n")
-    return 0
+    return experiment_id
 
 
 def within_timeout(uri: str, timeout: float, call: Callable[[], T]) -> T:

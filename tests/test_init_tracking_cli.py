@@ -8,7 +8,9 @@ import sys
 import mlflow
 import pytest
 
+import mlnb.init_tracking
 from mlnb import cli
+from mlnb.errors import ConfigError
 
 
 def init_tracking(*args: str) -> subprocess.CompletedProcess:
@@ -23,6 +25,16 @@ def test_init_tracking_creates_the_store_and_records_the_experiment(tmp_path):
     recorded = json.loads(marker.read_text())
     experiment = mlflow.MlflowClient(uri).get_experiment_by_name("tests")
     assert recorded == {"tracking_uri": uri, "experiment": "tests", "experiment_id": experiment.experiment_id}
+
+
+def test_init_tracking_from_python_returns_the_experiment_it_records(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    marker = tmp_path / "experiment.json"
+    experiment_id = mlnb.init_tracking.init_tracking(uri, "direct", 5, marker)
+    assert experiment_id == mlflow.MlflowClient(uri).get_experiment_by_name("direct").experiment_id
+    assert json.loads(marker.read_text())["experiment_id"] == experiment_id
+    with pytest.raises(ConfigError, match="--timeout 0: must be more than 0 seconds"):
+        mlnb.init_tracking.init_tracking(uri, "direct", 0, marker)
 
 
 @pytest.fixture()

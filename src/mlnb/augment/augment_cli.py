@@ -1,4 +1,5 @@
-"""``mlnb augment``: augmented copies of an image (2-D, RGB or 3-D) and its segmentation.
+"""``mlnb augment``: augmented copies of an image (2-D, RGB or 3-D) and its segmentation
+(:func:`mlnb.augment.copies.augment_image`, :func:`mlnb.augment.record.replay`).
 
     mlnb augment IMAGE [--seg SEG] --out DIR --seed S [--settings JSON|FILE] [--copies N --dims H W [D] ...]
     mlnb augment --replay DIR/<name>_aug<k>.json [--out DIR] [--force]
@@ -12,15 +13,14 @@ the config schema). Copies k >= N that an earlier run of this command made are r
 from __future__ import annotations
 
 import argparse
-import logging
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 from mlnb import tracking
 from mlnb.augment.settings import AugmentSettings
 from mlnb.errors import ConfigError
-from mlnb.settings import add_settings_arguments, settings_from_args
-
-log = logging.getLogger(__name__)
+from mlnb.settings import add_settings_arguments, schema_flag_values, settings_from_args
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -35,36 +35,33 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     tracking.add_tracking_arguments(parser)
 
 
+def flags_given(args: argparse.Namespace) -> dict[str, Any]:
+    """The command's flags as given (the settings as their text, each flag that overrides one by its key):
+    the MLflow run's params."""
+    names = [field.name for field in dataclasses.fields(AugmentSettings)]
+    overrides = schema_flag_values(args, names, f"{AugmentSettings.section}.")
+    return {"image": args.image, "seg": args.seg, "out": args.out, "seed": args.seed, "item": args.item,
+            "replay": args.replay, "force": args.force, "settings": args.settings,
+            **{f"{AugmentSettings.section}.{name}": value for name, value in overrides.items()}}
+
+
 def run(args) -> int:
     import cv2
 
-    from mlnb.augment.io import read_pair
-    from mlnb.augment.memory import check_fits
-    from mlnb.augment.record import augment_copies, remove_stale_copies, replay
+    from mlnb.augment.copies import augment_image
+    from mlnb.augment.record import replay
 
     if args.replay is None and (args.image is None or args.out is None):
         raise ConfigError("mlnb augment: give IMAGE and --out DIR (or --replay JSON)")
     if args.seed < 0:
         raise ConfigError(f"mlnb augment: --seed ({args.seed}) must be >= 0")
     settings = settings_from_args(AugmentSettings, args)
-    cv2.setNumThreads(settings.threads)
     if args.replay is not None:
+        cv2.setNumThreads(settings.threads)
         record = replay(args.replay, args.out, force=args.force)
         print(f"replayed {args.replay}: {record['outputs']['image']}")
         return 0
-
-    policy, engine = settings.policy(), settings.engine()
-    check_fits(args.image, args.seg, settings.dims, settings.mode)
-    loaded = read_pair(args.image, args.seg)
-    inputs = {"image": args.image, **({"seg": args.seg} if args.seg else {})}
-    with tracking.tracked_run(args, "augment", inputs=inputs) as tracker:
-        records = augment_copies(loaded, policy, args.seed, settings.copies, args.out, engine, args.item,
-                                 previews=settings.previews)
-        for path in remove_stale_copies(loaded, args.out, records):
-            log.info("removed %s: made by an earlier run, not by these settings", path)
-        for record in records:
-            if record["outputs"]["preview"]:
-                tracker.log_artifact(args.out / record["outputs"]["preview"], "previews")
-        tracker.log_metrics({"copies": len(records)})
+    records = augment_image(args.image, args.seg, args.out, settings, args.seed, args.item,
+                            tracking.TrackingOptions.from_args(args), flags_given(args))
     print(f"{args.image}: {len(records)} augmented copies -> {args.out}")
     return 0

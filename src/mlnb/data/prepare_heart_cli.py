@@ -1,0 +1,20 @@
+"""``mlnb prepare-heart``: safely extract the MSD heart archive and index its image/label pairs
+(:func:`mlnb.data.msd.prepare`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlnb.data import msd
+
+
+def configure_parser(parser) -> None:
+    parser.add_argument("--archive", type=Path, required=True, help="MSD task tar (e.g. Task02_Heart.tar)")
+    parser.add_argument("--extract-to", type=Path, required=True, help="folder to extract into")
+    parser.add_argument("--out", type=Path, required=True, help="index CSV to write")
+
+
+def run(args) -> int:
+    rows = msd.prepare(args.archive, args.extract_to, args.out)
+    print(f"MSD: {len(rows)} image/label pairs checked -> {args.out}")
+    return 0

@@ -1,0 +1,24 @@
+"""``mlnb init-tracking``: create the MLflow store and experiment before jobs fan out
+(:func:`mlnb.init_tracking.init_tracking`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlnb.init_tracking import init_tracking
+from mlnb.settings import section_schema
+
+
+def configure_parser(parser) -> None:
+    default_timeout = section_schema("mlflow")["properties"]["timeout"]["default"]
+    parser.add_argument("--tracking-uri", default="default",
+                        help="MLflow tracking URI ('default' = SQLite under results/mlflow)")
+    parser.add_argument("--experiment", default="mlnb")
+    parser.add_argument("--timeout", type=float, default=default_timeout,
+                        help=f"seconds to wait for a tracking server (default {default_timeout})")
+    parser.add_argument("--out", type=Path, required=True, help="JSON file recording the experiment id")
+
+
+def run(args) -> int:
+    init_tracking(args.tracking_uri, args.experiment, args.timeout, args.out)
+    return 0
