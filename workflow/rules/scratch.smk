@@ -103,6 +103,6 @@ rule train_mlp:
         job_shell(
             "mlnb train-mlp --data {input.data} --device {params.device} --seed {params.seed} "
             "--settings {params.settings:q} --threads {threads} --checkpoint-every {resources.checkpoint_every} "
-            "--out {params.out} --timing {output.timing} --checkpoint-dir {params.checkpoints} {params.tracking} "
-            "> {log} 2>&1"
+            "--out {params.out} --timing {output.timing} --checkpoint-dir {params.checkpoints} --rule train_mlp "
+            "{params.tracking} > {log} 2>&1"
         )
