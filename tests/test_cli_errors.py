@@ -7,9 +7,11 @@ exception escaping (which would be a traceback at the command line).
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -20,7 +22,7 @@ import pytest
 
 from mlnb import cli
 from mlnb.data.mnist import write_idx
-from mlnb.dcgan.fid import FeatureStats
+from mlnb.dcgan.fid import FEATURES, PROTOCOL, FeatureStats
 
 
 @pytest.fixture()
@@ -51,10 +53,21 @@ def paths(tmp_path):
                         ("oblong_faces", np.zeros((2, 16, 8, 3), np.uint8))):
         np.save(tmp_path / f"{name}.npy", array)
     stats = tmp_path / "stats.npz"
-    FeatureStats.of(np.random.default_rng(0).normal(size=(3, 4))).save(stats)
+    FeatureStats.of(np.random.default_rng(0).normal(size=(3, FEATURES))).save(stats)
+    FeatureStats.of(np.random.default_rng(0).normal(size=(3, 4))).save(tmp_path / "small_stats.npz")
+    np.savez(tmp_path / "text_stats.npz", mean=np.array(["a", "b"]), covariance=np.zeros((2, 2)), count=3,
+             protocol=PROTOCOL)
+    cnn_result = {"variant": "a", "settings": {"optimizer": "sgd", "steps": 1, "batch_size": 1, "schedule": "constant",
+                                               "batch_norm": False, "dropout": 0.0},
+                  "test_accuracy": 0.5, "epochs": 1.0, "train_images": 2, "test_images": 1}
+    (tmp_path / "cnn_result.json").write_text(json.dumps(cnn_result))
+    (tmp_path / "bad_cnn_result.json").write_text(json.dumps({**cnn_result, "settings": []}))
+    (tmp_path / "bad_gates.json").write_text(json.dumps({"gate": "XOR", "settings": {}, "summary": {}, "runs": "x"}))
+    (tmp_path / "nand_gates.json").write_text(json.dumps({"gate": "NAND", "settings": {}, "summary": {}, "runs": []}))
+    (tmp_path / "inf.yaml").write_text("mlp:\n  learning_rate: .inf\n")
     return {"tmp": tmp_path, "text": text, "stats": stats, **{name: tmp_path / f"{name}.npy" for name in (
-            "empty_faces", "float_faces", "oblong_faces")}, "dir": folder, "missing": tmp_path / "missing.bin", "idx": idx,
-            "labels": labels, "npz": npz, "bad_task": bad_task, "record": record}
+            "empty_faces", "float_faces", "oblong_faces")}, "dir": folder, "missing": tmp_path / "missing.bin",
+            "idx": idx, "labels": labels, "npz": npz, "bad_task": bad_task, "record": record}
 
 
 # (id, argv with {placeholders}, a regex the message must match[, marks])
@@ -63,12 +76,13 @@ CASES = [
     ("demo-data/unknown-dataset", "demo-data --out {dir} --dataset nope", r"--dataset: invalid choice: 'nope'"),
     ("demo-data/out-is-a-file", "demo-data --out {text} --dataset mnist", r"--out .*notes\.txt: is a file"),
     ("demo-data/seed-not-int", "demo-data --out {dir} --seed x", r"--seed: invalid int value: 'x'"),
+    ("demo-data/seed-negative", "demo-data --out {dir} --seed -1", r"--seed: -1 is less than the minimum of 0"),
     # fetch
     ("fetch/timeout-0", "fetch --url {text} --out {tmp}/o --timeout 0", r"--timeout\) must be > 0"),
     ("fetch/retries-negative", "fetch --url {text} --out {tmp}/o --retries -1", r"--retries\) must be >= 0"),
     ("fetch/md5-not-hex", "fetch --url {text} --out {tmp}/o --md5 nothex", r"md5 'nothex' is not 32 hexadecimal"),
     ("fetch/unknown-scheme", "fetch --url ftp://example.org/a --out {tmp}/o", r"unsupported scheme ftp://"),
-    ("fetch/out-is-the-source", "fetch --url {text} --out {text}", r"--out .*notes\.txt is the source"),
+    ("fetch/out-is-the-source", "fetch --url {text} --out {text}", r"--out .*notes\.txt is the input --url itself"),
     ("fetch/missing-source", "fetch --url {missing} --out {tmp}/o", r"missing\.bin: configured source file is missing"),
     ("fetch/out-is-a-folder", "fetch --url {text} --out {dir}", r"--out .*folder: is a folder"),
     ("fetch/no-url", "fetch --out {tmp}/o", r"the following arguments are required: --url"),
@@ -140,6 +154,8 @@ CASES = [
     ("augment/replay-without-inputs", "augment --replay {record}", r"record\.json.*inputs"),
     ("augment/order-out-of-range", "augment {text} --seg {text} --out {tmp}/aug --order 9",
      r"augment\.order: 9 is greater than the maximum of 5"),
+    ("augment/seed-negative", "augment {text} --seg {text} --out {tmp}/aug --seed -1",
+     r"--seed: -1 is less than the minimum of 0"),
     # gather-augment
     ("gather-augment/missing-record", "gather-augment {missing} --manifest {tmp}/m.csv", r"missing\.bin"),
     ("gather-augment/record-not-json", "gather-augment {text} --manifest {tmp}/m.csv", r"notes\.txt"),
@@ -147,26 +163,46 @@ CASES = [
     # train-cnn
     ("train-cnn/unknown-variant", "train-cnn --data {npz} --variant nope --out {tmp}/c",
      r"cnn\.variants: no variant 'nope' \(configured: none\)"),
-    ("train-cnn/data-not-npz", "train-cnn --data {text} --variant q --steps 1 --out {tmp}/c",
+    ("train-cnn/data-not-npz", "train-cnn --data {text} --variant q --new-variant --steps 1 --out {tmp}/c",
      r"notes\.txt: cannot read the MNIST \.npz"),
-    ("train-cnn/missing-data", "train-cnn --data {missing} --variant q --steps 1 --out {tmp}/c",
+    ("train-cnn/missing-data", "train-cnn --data {missing} --variant q --new-variant --steps 1 --out {tmp}/c",
      r"missing\.bin: cannot read the MNIST \.npz"),
-    ("train-cnn/data-without-arrays", "train-cnn --data {tmp}/other.npz --variant q --steps 1 --out {tmp}/c",
+    ("train-cnn/data-without-arrays", "train-cnn --data {tmp}/other.npz --variant q --new-variant --steps 1 "
+     "--out {tmp}/c",
      r"other\.npz: cannot read the MNIST \.npz"),
-    ("train-cnn/batch-larger-than-data", "train-cnn --data {npz} --variant q --steps 1 --batch-size 5 "
+    ("train-cnn/batch-larger-than-data", "train-cnn --data {npz} --variant q --new-variant --steps 1 --batch-size 5 "
      "--device cpu --out {tmp}/c", r"batch size 5 must be between 1 and the dataset's 2 items"),
-    ("train-cnn/steps-0", "train-cnn --data {npz} --variant q --steps 0 --out {tmp}/c",
+    ("train-cnn/steps-0", "train-cnn --data {npz} --variant q --new-variant --steps 0 --out {tmp}/c",
      r"cnn\.variants\.q\.steps: 0 is less than the minimum of 1"),
-    ("train-cnn/bad-device", "train-cnn --data {npz} --variant q --steps 1 --device tpu --out {tmp}/c",
+    ("train-cnn/bad-device", "train-cnn --data {npz} --variant q --new-variant --steps 1 --device tpu --out {tmp}/c",
      r"train\.device: 'tpu' does not match"),
-    ("train-cnn/bad-optimizer", "train-cnn --data {npz} --variant q --steps 1 --optimizer rmsprop --out {tmp}/c",
+    ("train-cnn/variant-not-in-the-settings", "train-cnn --data {npz} --settings '{{\"variants\": {{\"a\": "
+     "{{\"steps\": 1}}}}}}' --variant b --steps 5 --out {tmp}/c",
+     r"cnn\.variants: no variant 'b' \(configured: a\); --new-variant defines it from the flags"),
+    ("train-cnn/seed-negative", "train-cnn --data {npz} --variant q --new-variant --steps 1 --seed -1 --out {tmp}/c",
+     r"--seed: -1 is less than the minimum of 0"),
+    ("train-cnn/learning-rate-nan", "train-cnn --data {npz} --variant q --new-variant --steps 1 --learning-rate nan "
+     "--out {tmp}/c", r"command line: cnn\.variants\.q\.learning_rate: nan is not a finite number"),
+    ("train-cnn/learning-rate-nan-in-settings", "train-cnn --data {npz} --variant q --new-variant --steps 1 "
+     "--settings '{{\"variants\": {{\"q\": {{\"steps\": 1, \"learning_rate\": NaN}}}}}}' --out {tmp}/c",
+     r"--settings: cnn\.variants\.q\.learning_rate: nan is not a finite number"),
+    ("train-cnn/bad-optimizer", "train-cnn --data {npz} --variant q --new-variant --steps 1 --optimizer rmsprop "
+     "--out {tmp}/c",
      r"--optimizer: invalid choice: 'rmsprop'"),
     # report-ladder
     ("report-ladder/missing-result", "report-ladder {missing} --out {tmp}/l.md", r"missing\.bin: cannot read"),
     ("report-ladder/not-a-result", "report-ladder {record} --out {tmp}/l.md",
      r"record\.json: not a train-cnn result \(missing epochs"),
     ("report-ladder/blog-not-a-mapping", "report-ladder {record} --blog '[1]' --out {tmp}/l.md",
-     r"--blog: expected a JSON mapping"),
+     r"--blog: cnn\.blog_accuracy: \[1\] is not of type 'object'"),
+    ("report-ladder/blog-nan", "report-ladder {tmp}/cnn_result.json --blog '{{\"a\": NaN}}' --out {tmp}/l.md",
+     r"--blog: cnn\.blog_accuracy\.a: nan is not a finite number"),
+    ("report-ladder/wrong-typed-result", "report-ladder {tmp}/bad_cnn_result.json --out {tmp}/l.md",
+     r"bad_cnn_result\.json: not a train-cnn result \(settings: \[\] is not of type 'object'\)"),
+    ("report-ladder/timing-not-json", "report-ladder {tmp}/cnn_result.json --timing {text} --out {tmp}/l.md",
+     r"notes\.txt: cannot read the CNN timing"),
+    ("report-ladder/timing-without-variant", "report-ladder {tmp}/cnn_result.json --timing {record} --out {tmp}/l.md",
+     r"record\.json: not a train-cnn timing file \(the whole: 'variant' is a required property\)"),
     # train-gates
     ("train-gates/layers-not-a-gate", "train-gates --gate XOR --seed 1 --out {tmp}/g --layers 3 2 1",
      r"gates\.layers \[3, 2, 1\]: a gate has 2 inputs and 1 output"),
@@ -174,10 +210,18 @@ CASES = [
      r"need 2 transfer function\(s\), one per layer after the input, got 1"),
     ("train-gates/negative-rate", "train-gates --gate XOR --seed 1 --out {tmp}/g --learning-rate -1",
      r"gates\.learning_rate: -1\.0 is less than or equal to the minimum of 0"),
+    ("train-gates/learning-rate-nan", "train-gates --gate XOR --seed 1 --out {tmp}/g --learning-rate nan",
+     r"command line: gates\.learning_rate: nan is not a finite number"),
+    ("train-gates/seed-negative", "train-gates --gate XOR --seed -1 --out {tmp}/g",
+     r"--seed: -1 is less than the minimum of 0"),
     ("train-gates/unknown-gate", "train-gates --gate NAND --seed 1 --out {tmp}/g", r"--gate: invalid choice: 'NAND'"),
     # report-gates
     ("report-gates/missing-result", "report-gates {missing} --out {tmp}/r.md", r"missing\.bin: cannot read"),
     ("report-gates/result-not-json", "report-gates {text} --out {tmp}/r.md", r"notes\.txt: not JSON"),
+    ("report-gates/wrong-typed-result", "report-gates {tmp}/bad_gates.json --out {tmp}/r.md",
+     r"bad_gates\.json: not a train-gates result \(runs: 'x' is not of type 'array'\)"),
+    ("report-gates/unknown-gate", "report-gates {tmp}/nand_gates.json --out {tmp}/r.md",
+     r"nand_gates\.json: not a train-gates result \(gate: 'NAND' is not one of"),
     # train-mlp
     ("train-mlp/missing-data", "train-mlp --data {missing} --seed 1 --out {tmp}/m",
      r"missing\.bin: cannot read the MNIST \.npz"),
@@ -187,10 +231,17 @@ CASES = [
      r"mnist\.npz: x_train holds uint8 images of shape \(28, 28\) \(784 pixels\); the network's input layer takes 700"),
     ("train-mlp/batch-0", "train-mlp --data {npz} --seed 1 --out {tmp}/m --batch-size 0",
      r"mlp\.batch_size: 0 is less than the minimum of 1"),
+    ("train-mlp/seed-negative", "train-mlp --data {npz} --seed -1 --out {tmp}/m",
+     r"--seed: -1 is less than the minimum of 0"),
+    ("train-mlp/learning-rate-inf", "train-mlp --data {npz} --out {tmp}/m --learning-rate inf",
+     r"command line: mlp\.learning_rate: inf is not a finite number"),
+    ("train-mlp/learning-rate-inf-in-yaml", "train-mlp --data {npz} --out {tmp}/m --settings {tmp}/inf.yaml",
+     r"inf\.yaml: mlp\.learning_rate: inf is not a finite number"),
     # fid-stats
     ("fid-stats/missing-images", "fid-stats {missing} --out {tmp}/s.npz --device cpu", r"missing\.bin"),
     ("fid-stats/not-images", "fid-stats {text} --out {tmp}/s.npz --device cpu", r"notes\.txt"),
     ("fid-stats/bad-device", "fid-stats {npz} --out {tmp}/s.npz --device tpu", r"--device|tpu"),
+    ("fid-stats/seed-negative", "fid-stats {npz} --out {tmp}/s.npz --seed -1", r"--seed: -1 is less than the minimum"),
     # train-dcgan
     ("train-dcgan/missing-images", "train-dcgan --data {missing} --dataset celeba --real-stats {missing} "
      "--out {tmp}/o --device cpu", r"missing\.bin: no such file"),
@@ -206,6 +257,26 @@ CASES = [
      "--device cpu", r"missing\.bin: not an FID statistics file"),
     ("train-dcgan/batch-over-images", "train-dcgan --data {npz} --dataset mnist --real-stats {stats} --out {tmp}/o "
      "--device cpu --batch-size 64", r"batch size 64 must be between 1 and the dataset's 2"),
+    ("train-dcgan/corrupt-stats", "train-dcgan --data {npz} --dataset mnist --real-stats {tmp}/other.npz "
+     "--out {tmp}/o --device cpu", r"other\.npz: not an FID statistics file \(BadZipFile"),
+    ("train-dcgan/stats-of-other-features", "train-dcgan --data {npz} --dataset mnist --real-stats "
+     "{tmp}/small_stats.npz --out {tmp}/o --device cpu", r"statistics of 4-d features, not the Inception's 2048"),
+    ("train-dcgan/stats-of-text", "train-dcgan --data {npz} --dataset mnist --real-stats {tmp}/text_stats.npz "
+     "--out {tmp}/o --device cpu", r"text_stats\.npz: not an FID statistics file \(mean must be a vector of floats"),
+    ("train-dcgan/seed-negative", "train-dcgan --data {npz} --dataset mnist --real-stats {stats} --out {tmp}/o "
+     "--seed -1", r"--seed: -1 is less than the minimum of 0"),
+    ("train-dcgan/learning-rate-nan", "train-dcgan --data {npz} --dataset mnist --real-stats {stats} --out {tmp}/o "
+     "--learning-rate nan", r"command line: dcgan\.learning_rate: nan is not a finite number"),
+    # prepare-segment, train-segment, report-segment
+    ("prepare-segment/missing-index", "prepare-segment --index {missing} --out {tmp}/p", r"missing\.bin: cannot read"),
+    ("prepare-segment/manifest-without-like", "prepare-segment --manifest {text} --out {tmp}/p",
+     r"prepare-segment: --manifest needs --like"),
+    ("train-segment/missing-pack", "train-segment --data {missing} --folds-file {missing} --arm none --fold 0 "
+     "--out {tmp}/s --device cpu", r"missing\.bin: not a readable segmentation pack"),
+    ("train-segment/unknown-arm", "train-segment --data {missing} --folds-file {missing} --arm spin --fold 0 "
+     "--out {tmp}/s --device cpu", r"segment arm 'spin': expected one of none, offline, onthefly"),
+    ("report-segment/not-metrics", "report-segment {text} --out {tmp}/r.md --figures {tmp}/f",
+     r"notes\.txt: not a readable segmentation metrics file"),
     # ui
     ("ui/port-0", "ui --port 0", r"--port 0: must be between 1 and 65535"),
     ("ui/port-not-int", "ui --port x", r"--port: invalid int value: 'x'"),
@@ -253,3 +324,65 @@ def test_at_the_command_line_the_error_is_one_line_without_a_traceback(paths):
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if " ERROR " in line]
     assert len(lines) == 1 and "notes.txt: cannot read the MNIST .npz" in lines[0], result.stderr
+
+
+@pytest.fixture()
+def small_file_system(tmp_path):
+    """``mount(*options)``: a fresh 64 KiB tmpfs under ``tmp_path`` (mounting needs root: skipped otherwise),
+    unmounted after the test."""
+    mounted = []
+
+    def mount(*options: str):
+        folder = tmp_path / f"fs{len(mounted)}"
+        folder.mkdir()
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join(("size=64k", *options)), "tmpfs", str(folder)],
+                                capture_output=True, text=True)
+        if result.returncode:
+            pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def fill(folder) -> None:
+    """Write into ``folder`` until its file system is full."""
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, bytes(4096)):
+            pass
+    except OSError as error:
+        assert error.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize(("read_only", "message"), [
+    pytest.param(True, r"XOR_curves\.npz: cannot write in its folder \(Read-only file system\)", id="read-only-out"),
+    pytest.param(False, r"XOR_curves\.npz: cannot write it \(No space left on device\)", id="full-disk"),
+])
+def test_an_out_folder_that_cannot_be_written_is_one_clear_error(small_file_system, capsys, caplog, read_only,
+                                                                    message):
+    folder = small_file_system("ro") if read_only else small_file_system()
+    if not read_only:
+        fill(folder)
+    argv = ["train-gates", "--gate", "XOR", "--seed", "1", "--max-iterations", "10", "--seeds", "1",
+            "--out", str(folder)]
+    code, output, errors = run_in_process(argv, capsys, caplog)
+    assert code == 2 and len(errors) == 1 and re.search(message, errors[0].getMessage()), output[-3000:]
+    assert "Traceback" not in output and not list(folder.glob(".XOR*"))  # no temporary file left behind
+
+
+def test_a_stop_while_the_command_loads_is_a_stop_not_a_traceback(monkeypatch, capsys, caplog):
+    """SIGINT while a command imports its libraries (torch takes seconds) ends it as a stop during its work does."""
+    def interrupted(name):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.importlib, "import_module", interrupted)
+    try:
+        code, output, errors = run_in_process(["train-cnn", "--help"], capsys, caplog)
+    except KeyboardInterrupt:
+        pytest.fail("the interrupt escaped mlnb.cli.main: a traceback at the command line")
+    assert code == 130 and [record.getMessage() for record in errors] == ["mlnb train-cnn: stopped by SIGINT"]

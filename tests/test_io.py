@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import errno
 import os
+import re
 import stat
 
 import numpy as np
 import pytest
 
-from mlnb.errors import DataError
-from mlnb.io import atomic_path, file_md5, package_file
+from mlnb.errors import ConfigError, DataError
+from mlnb.io import Folder, atomic_path, check_outputs, file_md5, package_file
 
 
 def test_atomic_path_renames_on_success(tmp_path):
@@ -74,14 +76,53 @@ def test_atomic_path_may_write_an_empty_file_when_asked(tmp_path):
     assert (tmp_path / "empty.txt").read_bytes() == b""
 
 
-def test_an_output_that_names_an_input_is_refused(tmp_path, monkeypatch):
-    from mlnb.errors import ConfigError
-    from mlnb.io import refuse_output_over_inputs
-
+@pytest.mark.parametrize("spelling", ["same", "relative", "symlink", "hard link"])
+def test_an_output_that_is_an_input_by_any_name_is_refused(tmp_path, monkeypatch, spelling):
     source = tmp_path / "images.zip"
     source.write_bytes(b"the user's only copy")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.zip").symlink_to(source)
+    os.link(source, tmp_path / "hard.zip")
     monkeypatch.chdir(tmp_path)
-    for out in (source, "sub/../images.zip"):
-        with pytest.raises(ConfigError, match=r"--out .*images\.zip is the input --celeba-images itself"):
-            refuse_output_over_inputs(out, landmarks="list.txt", celeba_images=source)
-    refuse_output_over_inputs("index.csv", images=source)  # another name is fine
+    out = {"same": source, "relative": "sub/../images.zip", "symlink": "link.zip", "hard link": "hard.zip"}[spelling]
+    with pytest.raises(ConfigError, match=r"^--out \S*\.zip is the input --images itself; write it elsewhere$"):
+        check_outputs({"--landmarks": "list.txt", "--images": [None, source]}, {"--out": out})
+    check_outputs({"--images": source}, {"--out": "index.csv", "--timing": None})  # other names are fine
+
+
+def test_a_folder_refuses_the_inputs_it_would_write_and_nothing_else(tmp_path):
+    out = tmp_path / "out"
+    (out / "samples").mkdir(parents=True)
+    folder = Folder(out, ("summary.json", "samples/*"))
+    refused = rf"^--out {re.escape(str(out))} would replace the input --data \S* \(the command writes "
+    for written in (out / "summary.json", out / "samples" / "step_1.png", tmp_path / "x/../out/summary.json"):
+        with pytest.raises(ConfigError, match=refused):
+            check_outputs({"--data": written}, {"--out": folder})
+    with pytest.raises(ConfigError, match=r"^--out \S*out is the input --data itself"):
+        check_outputs({"--data": out}, {"--out": folder})
+    check_outputs({"--stats": out / "real_stats.npz", "--data": tmp_path / "summary.json"}, {"--out": folder})
+    with pytest.raises(ConfigError, match=r"the input --stats \S*real_stats\.npz \(the command writes \* there"):
+        check_outputs({"--stats": out / "real_stats.npz"}, {"--checkpoint-dir": Folder(out)})  # a folder it fills
+
+
+def test_a_pattern_takes_the_folder_name_literally(tmp_path):
+    out = tmp_path / "[ab]"
+    check_outputs({"IMAGE": tmp_path / "a" / "x_aug0.png"}, {"--out": Folder(out, ("x_aug*",))})
+    with pytest.raises(ConfigError, match=r"would replace the input IMAGE"):
+        check_outputs({"IMAGE": out / "x_aug0.png"}, {"--out": Folder(out, ("x_aug*",))})
+
+
+def test_a_full_or_read_only_file_system_is_a_data_error_naming_the_file(tmp_path, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    final = tmp_path / "out.txt"
+    with pytest.raises(DataError, match=r"out\.txt: cannot write it \(No space left on device\)"), \
+            atomic_path(final) as tmp:
+        tmp.write_text("half")
+        full()
+    monkeypatch.setattr("tempfile.mkstemp", lambda **kwargs: full())
+    with pytest.raises(DataError, match=r"out\.txt: cannot write in its folder \(No space left on device\)"), \
+            atomic_path(final):
+        pass
+    assert list(tmp_path.iterdir()) == []

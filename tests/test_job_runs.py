@@ -11,8 +11,17 @@ from snakemake.utils import format as snakemake_format
 
 from mlnb import tracking
 from mlnb.job_runs import (
-    INVOCATION_ENV, JOB_ENV, KIND_INVOCATION, KIND_JOB, TAG_INVOCATION, TAG_JOB, TAG_KIND, TAG_WORKDIR,
-    find_job_run, job_key, tag_filter,
+    INVOCATION_ENV,
+    JOB_ENV,
+    KIND_INVOCATION,
+    KIND_JOB,
+    TAG_INVOCATION,
+    TAG_JOB,
+    TAG_KIND,
+    TAG_WORKDIR,
+    find_job_run,
+    job_key,
+    tag_filter,
 )
 
 

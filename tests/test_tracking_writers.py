@@ -8,17 +8,15 @@ server (the cluster setup) takes a real stage command's run.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import mlflow
 import pytest
+
+from tests.mlflow_server import mlflow_server
 
 WRITERS = 16
 STEPS = 200
@@ -87,47 +85,11 @@ def _open_gate_when_all_ready(gate: Path, writers: list[subprocess.Popen], timeo
     (gate / "go").touch()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for_server(url: str, server: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise AssertionError(f"mlflow server exited {server.returncode}: {server.stdout.read()}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError(f"mlflow server at {url} did not answer within {timeout} s")
-
-
 @pytest.fixture()
 def tracking_server(tmp_path):
     """``mlflow server`` on 127.0.0.1 with a SQLite backend, as the README starts it for a cluster."""
-    port = _free_port()
-    mlflow_cli = Path(sys.executable).with_name("mlflow")
-    server = subprocess.Popen(
-        [str(mlflow_cli), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for_server(url, server)
+    with mlflow_server(tmp_path) as url:
         yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server's own session: it and its workers, nothing else
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
 
 
 def _mlnb(*args: str) -> None:

@@ -8,12 +8,14 @@ and ``run(args) -> int``. Modules are imported only when their command runs, so
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
 
 from mlnb import stopping
 from mlnb.errors import MlnbError
+from mlnb.io import WRITE_FAULTS
 
 #: sub-command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -37,6 +39,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report-gates": ("mlnb.scratch.report_gates_cli", "one Markdown report of the gates over seeds, beside the blog"),
     "train-mlp": ("mlnb.scratch.train_mlp_cli", "train the from-scratch network on MNIST with mini-batches"),
     "train-dcgan": ("mlnb.dcgan.train_cli", "train the blog's DCGAN on packed images (resumable, tracked, FID)"),
+    "prepare-segment": ("mlnb.segment.prepare_cli", "preprocess labelled MRI volumes into one pack (and the folds)"),
+    "train-segment": ("mlnb.segment.train_cli", "train the 3-D U-Net of one (arm, fold), predict its held-out cases"),
+    "report-segment": ("mlnb.segment.report_cli", "every arm's held-out Dice and HD95 against no augmentation"),
     "ui": ("mlnb.ui_cli", "serve the pipeline's MLflow store in MLflow's web UI (127.0.0.1 by default)"),
 }
 
@@ -63,14 +68,19 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     module_name, help_text = COMMANDS[top.command]
-    module = importlib.import_module(module_name)
-    command_parser = argparse.ArgumentParser(prog=f"mlnb {top.command}", description=help_text)
-    module.configure_parser(command_parser)
-    args = command_parser.parse_args(rest)
-    try:
+    try:  # a stop while the command's libraries load is a stop too
+        module = importlib.import_module(module_name)
+        command_parser = argparse.ArgumentParser(prog=f"mlnb {top.command}", description=help_text)
+        module.configure_parser(command_parser)
+        args = command_parser.parse_args(rest)
         return int(module.run(args) or 0)
     except MlnbError as error:
         logging.getLogger("mlnb").error("%s", " ".join(str(error).split()))  # one line, whatever was quoted
+        return 2
+    except OSError as error:
+        if error.errno not in WRITE_FAULTS | {errno.EACCES, errno.EPERM}:
+            raise
+        logging.getLogger("mlnb").error("mlnb %s: %s", top.command, error)  # the file system, not the command
         return 2
     except (stopping.Stopped, KeyboardInterrupt) as error:
         signal_name = stopping.stop_signal_of(error)

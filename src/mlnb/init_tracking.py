@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -33,9 +31,9 @@ def init_tracking(tracking_uri: str, experiment: str, timeout: float, out: Path)
 def within_timeout(uri: str, timeout: float, call: Callable[[], T]) -> T:
     """``call()`` for a tracking server, given up after ``timeout`` s with a one-line error naming ``uri``.
 
-    MLflow's own HTTP retries take minutes against a dead server, so they are
-    turned off and every request is limited; the call runs in a daemon thread as
-    well, which the process leaves behind if a server trickles bytes forever. A
+    MLflow's own HTTP retries take minutes against a dead server, so every request
+    is bounded (:func:`mlnb.tracking.request_bounds`); the call runs in a daemon thread
+    as well, which the process leaves behind if a server trickles bytes forever. A
     local store (SQLite) is never bounded: stopping its migrations half-way would
     corrupt it.
     """
@@ -43,8 +41,11 @@ def within_timeout(uri: str, timeout: float, call: Callable[[], T]) -> T:
         return call()
     import mlflow  # noqa: F401  (seconds of imports, which are not the server's time)
 
-    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
-    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(max(1, round(timeout)))
+    with tracking.request_bounds(timeout):
+        return _in_thread(uri, timeout, call)
+
+
+def _in_thread(uri: str, timeout: float, call: Callable[[], T]) -> T:
     outcome: dict[str, object] = {}
 
     def attempt() -> None:
@@ -56,23 +57,13 @@ def within_timeout(uri: str, timeout: float, call: Callable[[], T]) -> T:
     worker = threading.Thread(target=attempt, daemon=True)
     worker.start()
     worker.join(timeout)
-    if worker.is_alive():
+    error = outcome.get("error")
+    reason = None if error is None else tracking.failure_reason(error)
+    if worker.is_alive() or reason == "timed out":
         raise ConfigError(f"MLflow tracking server {uri} did not answer within {timeout:g} s "
                           "(config key mlflow.timeout, --timeout)")
-    error = outcome.get("error")
     if isinstance(error, ConfigError):
         raise error
     if error is not None:
-        raise ConfigError(f"MLflow tracking server {uri}: {_reason(error)}")
+        raise ConfigError(f"MLflow tracking server {uri}: {reason}")
     return outcome["value"]
-
-
-def _reason(error: BaseException) -> str:
-    """The operating system's words (``Connection refused``), else the error's first line."""
-    text = str(error)
-    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
-    if found:
-        return found.group(1).strip()
-    if "timed out" in text.lower():
-        return "timed out"
-    return text.splitlines()[0][:200] if text else type(error).__name__

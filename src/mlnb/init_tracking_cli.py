@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mlnb import tracking
 from mlnb.init_tracking import init_tracking
+from mlnb.io import check_outputs
 from mlnb.settings import section_schema
 
 
@@ -20,5 +22,7 @@ def configure_parser(parser) -> None:
 
 
 def run(args) -> int:
+    store = tracking.resolve_uri(args.tracking_uri)
+    check_outputs({"--tracking-uri": store and tracking.sqlite_path(store)}, {"--out": args.out})
     init_tracking(args.tracking_uri, args.experiment, args.timeout, args.out)
     return 0

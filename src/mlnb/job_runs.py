@@ -27,9 +27,10 @@ log = logging.getLogger(__name__)
 JOB_ENV = "MLNB_JOB"
 #: Set by the logger plugin in Snakemake's environment: the invocation's id.
 INVOCATION_ENV = "MLNB_INVOCATION_ID"
-#: Set by the Snakefile: the config's tracking URI and experiment, the plugin's defaults.
+#: Set by the Snakefile: the config's tracking URI, experiment and timeout, the plugin's defaults.
 TRACKING_URI_ENV = "MLNB_TRACKING_URI"
 EXPERIMENT_ENV = "MLNB_EXPERIMENT"
+TRACKING_TIMEOUT_ENV = "MLNB_TRACKING_TIMEOUT"
 
 TAG_KIND = "mlnb.kind"  # "invocation" or "job"
 TAG_JOB = "mlnb.job"

@@ -21,7 +21,8 @@ import argparse
 import dataclasses
 import functools
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -90,17 +91,50 @@ def validate_section(section: str, mapping: Mapping[str, Any], origin: str = "se
 
     Raises ConfigError naming ``origin`` and the key path (``augment.dims[2]``).
     """
-    import jsonschema
-
     schema = section_schema(section)
     value = _with_defaults(schema, dict(mapping))
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(value), key=lambda error: list(error.absolute_path))
+    errors = _schema_errors(schema, value)
     if errors:
-        error = errors[0]
-        path = section + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-        raise ConfigError(f"{origin}: {path}: {error.message}")
+        path, message = errors[0]
+        raise ConfigError(f"{origin}: {section}{_key_path(path)}: {message}")
     return value
+
+
+def schema_problem(schema: Mapping[str, Any], value: Any) -> str | None:
+    """The first way ``value`` breaks ``schema`` (``runs[0].error: 'x' is not of type 'number'``), or None: a file
+    that a command reads (another command's result) checked as settings are, so a malformed one is one line."""
+    errors = _schema_errors(schema, value)
+    if not errors:
+        return None
+    path, message = errors[0]
+    return f"{_key_path(path).removeprefix('.') or 'the whole'}: {message}"
+
+
+def _key_path(path) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+
+
+def _schema_errors(schema: Mapping[str, Any], value: Any) -> list[tuple[tuple, str]]:
+    """(key path, message) of every way ``value`` breaks ``schema``, first in key order; a number that is not
+    finite (NaN, infinity: JSON, YAML and ``float()`` all take them) breaks every schema, since no bound holds
+    it back (NaN is neither below nor above one)."""
+    import jsonschema
+
+    errors = [(path, f"{number} is not a finite number") for path, number in _non_finite(value)]
+    validator = jsonschema.Draft202012Validator(schema)
+    errors += [(tuple(error.absolute_path), error.message) for error in validator.iter_errors(value)]
+    return sorted(errors, key=lambda error: list(error[0]))
+
+
+def _non_finite(value: Any, path: tuple = ()) -> Iterator[tuple[tuple, float]]:
+    if isinstance(value, float) and not math.isfinite(value):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _non_finite(item, (*path, key))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _non_finite(item, (*path, index))
 
 
 def _frozen(value: Any) -> Any:
@@ -153,17 +187,21 @@ def read_yaml(path: Path, what: str) -> Any:
         raise ConfigError(f"{what}: not valid YAML ({error})") from None
 
 
+def settings_file(text: str | None) -> Path | None:
+    """The file a ``--settings`` value names, or None for JSON text (or no value): an input of its command."""
+    return None if text is None or text.strip().startswith("{") else Path(text)
+
+
 def read_section(section: str, text: str) -> tuple[dict[str, Any], str]:
     """(mapping, origin) from a ``--settings`` value: JSON text or a JSON/YAML file path."""
-    stripped = text.strip()
-    if stripped.startswith("{"):
+    path = settings_file(text)
+    if path is None:
         origin = "--settings"
         try:
-            value = json.loads(stripped)
+            value = json.loads(text)
         except json.JSONDecodeError as error:
             raise ConfigError(f"--settings: not valid JSON ({error})") from None
     else:
-        path = Path(text)
         origin = str(path)
         value = read_yaml(path, f"--settings {path}")
         if isinstance(value, dict) and isinstance(value.get(section), dict):
@@ -209,6 +247,24 @@ def _flag_type(node: Mapping[str, Any]):
     if kind == "boolean":
         return _boolean
     return _TYPES.get(kind, str)
+
+
+def config_flag_type(key: str):
+    """The argparse type of a flag for the config's top-level ``key`` (``--seed``): its type, and the bounds the
+    schema states, so ``--seed -1`` is refused as ``seed: -1`` in the config is. (A section's per-key flags are
+    checked with their section, by :func:`settings_from_args`.)"""
+    node = config_schema()["properties"][key]
+    parse = _flag_type(node)
+
+    def checked(text: str):
+        value = parse(text)
+        errors = _schema_errors(node, value)
+        if errors:
+            raise argparse.ArgumentTypeError(errors[0][1])
+        return value
+
+    checked.__name__ = parse.__name__  # argparse's "invalid int value: 'x'"
+    return checked
 
 
 def _boolean(text: str) -> bool:

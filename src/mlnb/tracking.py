@@ -12,6 +12,11 @@ creates the store and the experiment; jobs look the experiment up with
 :func:`experiment_id` and fail with a one-line error when it is missing. Many jobs
 may then log at once: every call goes through :func:`retry_locked`.
 
+A tracking server is given a bound: every MLflow request ends within the
+``--tracking-timeout`` (config key ``mlflow.timeout``), MLflow's own retries included
+(:func:`request_bounds`), and a server that does not answer becomes one line
+(:class:`TrackingServerError`) instead of minutes of retries and chained tracebacks.
+
 An experiment made by ``init-tracking`` in a SQLite store keeps its artifacts in
 the store's folder. The store records that location as an absolute URI, so when
 the project folder is moved or copied, the next lookup points the experiment and
@@ -20,14 +25,18 @@ its runs at the artifacts beside the store again (:func:`relocate_artifacts`).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
+import getpass
 import hashlib
 import json
 import logging
+import math
 import os
 import platform
 import random
+import re
 import sqlite3
 import subprocess
 import sys
@@ -40,7 +49,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from mlnb import job_runs
-from mlnb.errors import ConfigError
+from mlnb.errors import ConfigError, MlnbError
 from mlnb.io import file_md5
 from mlnb.stopping import deferred_signals, stop_signal_of
 
@@ -58,12 +67,24 @@ PROVENANCE_PACKAGES = ("mlnb", "numpy", "torch", "mlflow", "snakemake", "dlib-bi
                        "opencv-python-headless", "nibabel")
 MAX_METRICS_PER_BATCH = 1000  # MLflow's limit for one log_batch call
 MAX_PARAMS_PER_BATCH = 100
+#: Attempts MLflow makes at one request (the first and its retries), together within the timeout.
+REQUEST_ATTEMPTS = 3
+#: The MLflow run context of a dataset: what the run did with it.
+DATASET_CONTEXT_TAG = "mlflow.data.context"
 
 T = TypeVar("T")
 
 
 def default_tracking_uri(store: Path = DEFAULT_STORE) -> str:
     return f"sqlite:///{(store / 'mlflow.db').resolve()}"
+
+
+def mlflow_default(key: str) -> Any:
+    """The config schema's default of ``mlflow.KEY`` (read when asked: the logger plugin, which imports this
+    module inside Snakemake, loads no more than it needs)."""
+    from mlnb.settings import section_schema
+
+    return section_schema("mlflow")["properties"][key]["default"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,14 +96,27 @@ class TrackingOptions:
     run_name: str | None = None
     stage_config: Mapping[str, Any] | None = None
     input_file: tuple[str, ...] = ()
+    #: The most seconds a request to a tracking server may take; None: the schema's default of mlflow.timeout.
+    timeout: float | None = None
+    #: Seconds between samples of the machine's load (a training run's system metrics); None: none recorded.
+    system_metrics_interval: float | None = None
+    #: The command, as the run's ``mlflow.source.name``.
+    source: str = "mlnb"
 
     @classmethod
     def from_args(cls, args) -> TrackingOptions:
+        """The options of parsed tracking flags (:func:`add_tracking_arguments`; those added later, as defaults
+        when absent)."""
         return cls(tracking_uri=args.tracking_uri, experiment=args.experiment, run_name=args.run_name,
-                   stage_config=args.stage_config, input_file=tuple(args.input_file))
+                   stage_config=args.stage_config, input_file=tuple(args.input_file),
+                   timeout=getattr(args, "tracking_timeout", None),
+                   system_metrics_interval=getattr(args, "system_metrics_interval", None),
+                   source=getattr(args, "source", cls.source))
 
 
-def add_tracking_arguments(parser) -> None:
+def add_tracking_arguments(parser, system_metrics: bool = False) -> None:
+    """The tracking flags; ``system_metrics`` (a training command) adds ``--system-metrics-interval``."""
+    parser.set_defaults(source=parser.prog)
     group = parser.add_argument_group("MLflow tracking (optional)")
     group.add_argument("--tracking-uri", default=None,
                        help="MLflow tracking URI ('default' = SQLite under results/mlflow); omit to log nothing")
@@ -93,7 +127,90 @@ def add_tracking_arguments(parser) -> None:
                        help="the resolved config this stage ran with (logged as config.* params, hashed as "
                             "the config_hash tag)")
     group.add_argument("--input-file", action="append", default=[], metavar="NAME=PATH",
-                       help="an input whose md5 is logged as input_md5.NAME (repeatable)")
+                       help="an input logged as an MLflow dataset NAME, its md5 as input_md5.NAME (repeatable)")
+    group.add_argument("--tracking-timeout", type=positive_seconds, default=float(mlflow_default("timeout")),
+                       metavar="SECONDS", help="the most seconds any request to a tracking server may take, "
+                       "retries included (config key mlflow.timeout; default %(default)g)")
+    if system_metrics:
+        group.add_argument("--system-metrics-interval", type=positive_seconds,
+                           default=float(mlflow_default("system_metrics_interval")), metavar="SECONDS",
+                           help="seconds between samples of CPU, memory (and GPU) use, logged as the run's "
+                                "system metrics (config key mlflow.system_metrics_interval; default %(default)g)")
+
+
+def positive_seconds(text: str) -> float:
+    """A flag's number of seconds: finite and more than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of seconds more than 0")
+    return value
+
+
+class TrackingServerError(MlnbError):
+    """A tracking server did not answer (refused, timed out, failed) within the bound."""
+
+
+def request_settings(timeout: float) -> dict[str, str]:
+    """MLflow's HTTP settings under which one request, retries included, ends within about ``timeout`` s.
+
+    MLflow reads them from the environment at every request; its defaults (7 retries with
+    exponential back-off, 120 s per attempt) take minutes against a dead server. Here up to
+    :data:`REQUEST_ATTEMPTS` attempts share the timeout, retried at once (MLflow's timeout is
+    whole seconds, at least 1).
+    """
+    attempts = max(1, min(REQUEST_ATTEMPTS, int(timeout)))
+    return {"MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, int(timeout / attempts))),
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(attempts - 1),
+            "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
+            "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0"}
+
+
+@contextlib.contextmanager
+def request_bounds(timeout: float, env: dict[str, str] | os._Environ = os.environ) -> Iterator[None]:
+    """Within the block, every MLflow request ends within ``timeout`` s (:func:`request_settings`);
+    the environment's earlier values are restored after it."""
+    settings = request_settings(timeout)
+    earlier = {name: env.get(name) for name in settings}
+    env.update(settings)
+    try:
+        yield
+    finally:
+        for name, value in earlier.items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
+
+
+def request_failed(error: BaseException) -> bool:
+    """True when ``error`` (or one it was raised from) is a request to a server that failed: refused, timed
+    out, or answered with errors until the retries ran out. A server's answer (no such run...) is not."""
+    import requests
+
+    while error is not None:
+        if isinstance(error, requests.exceptions.RequestException):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def failure_reason(error: BaseException) -> str:
+    """The operating system's words (``Connection refused``), else ``timed out``, else the error's first line."""
+    text = str(error)
+    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    if found:
+        return found.group(1).strip()
+    if "timed out" in text.lower() or "timeout" in text.lower():
+        return "timed out"
+    return text.splitlines()[0][:200] if text else type(error).__name__
+
+
+def server_error(uri: str, timeout: float, error: BaseException) -> TrackingServerError:
+    return TrackingServerError(f"MLflow tracking server {uri}: {failure_reason(error)} (each request is given up "
+                               f"after {timeout:g} s: --tracking-timeout, config key mlflow.timeout)")
 
 
 def retry_locked(call: Callable[..., T], *args, attempts: int = 8, **kwargs) -> T:
@@ -278,9 +395,28 @@ def config_hash(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def provenance_tags(stage: str, config: Mapping[str, Any]) -> dict[str, str]:
+def user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (some containers)
+        return "unknown"
+
+
+def source_tags(source: str, commit: str) -> dict[str, str]:
+    """The tags MLflow's UI shows as a run's User and Source: who ran which command, at which commit
+    (``commit`` as :func:`git_commit` gives it; the ``git_commit`` tag keeps its ``-dirty``)."""
+    tags = {"mlflow.user": user(), "mlflow.source.name": source, "mlflow.source.type": "LOCAL"}
+    sha = commit.removesuffix("-dirty")
+    if sha != "unknown":
+        tags["mlflow.source.git.commit"] = sha
+    return tags
+
+
+def provenance_tags(stage: str, config: Mapping[str, Any], source: str = "mlnb") -> dict[str, str]:
+    commit = git_commit()
     return {
-        "git_commit": git_commit(),
+        "git_commit": commit,
+        **source_tags(source, commit),
         "config_hash": config_hash(config),
         "mlnb.stage": stage,
         "host": platform.node(),
@@ -288,6 +424,12 @@ def provenance_tags(stage: str, config: Mapping[str, Any]) -> dict[str, str]:
         **{f"env.{name}": os.environ[name] for name in PROVENANCE_ENV if name in os.environ},
         **{f"version.{k}": v for k, v in package_versions().items()},
     }
+
+
+def tag_values(tags: Mapping[str, Any]) -> dict[str, str]:
+    """Tags as MLflow's REST protocol takes them: every value a string (a SQLite store stringifies what it is
+    given; a server refuses anything else). Params are strings already (:func:`flatten_params`)."""
+    return {str(key): str(value) for key, value in tags.items()}
 
 
 def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -310,20 +452,38 @@ class Tracker:
     batch when ``flush_size`` metrics are waiting or ``flush_seconds`` have passed
     since the last write, and at the end of the run (per-step training losses
     must not cost one SQLite transaction each). Everything else is written at once.
+
+    Every write goes through :meth:`_write`: a tracking server that does not answer
+    raises :class:`TrackingServerError` once, and the Tracker then writes nothing
+    more (each write would wait as long again).
     """
 
     def __init__(self, run_id: str | None = None, client=None, flush_size: int = MAX_METRICS_PER_BATCH,
-                 flush_seconds: float = 10.0):
+                 flush_seconds: float = 10.0, timeout: float | None = None):
         self.run_id = run_id
         self._client = client
         self.flush_size = flush_size
         self.flush_seconds = flush_seconds
+        self.timeout = timeout
+        self.server_lost = False
         self._pending: list = []
         self._last_flush = time.monotonic()
+        self._stored_steps: dict[str, int] = {}  # a continued run's: see skip_stored_metrics
 
     @property
     def active(self) -> bool:
         return self.run_id is not None
+
+    def _write(self, call: Callable[..., T], *args, **kwargs) -> T | None:
+        if self.server_lost:
+            return None
+        try:
+            return retry_locked(call, *args, **kwargs)
+        except Exception as error:
+            if not request_failed(error):
+                raise
+            self.server_lost = True
+            raise server_error(self._client.tracking_uri, self.timeout, error) from None
 
     def log_params(self, params: Mapping[str, Any], logged: Mapping[str, str] | None = None) -> None:
         """Log params; ``logged`` (a resumed run's params) must agree on every key both have."""
@@ -339,23 +499,33 @@ class Tracker:
                                   f"now {value!r}")
         items = [Param(k, v) for k, v in flat.items() if k not in logged]
         for start in range(0, len(items), MAX_PARAMS_PER_BATCH):
-            retry_locked(self._client.log_batch, self.run_id, params=items[start:start + MAX_PARAMS_PER_BATCH])
+            self._write(self._client.log_batch, self.run_id, params=items[start:start + MAX_PARAMS_PER_BATCH])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         if not self.active:
             return
         from mlflow.entities import Metric
 
-        now = int(time.time() * 1000)
-        self._pending.extend(Metric(k, float(v), now, step or 0) for k, v in metrics.items())
+        now, step = int(time.time() * 1000), step or 0
+        self._pending.extend(Metric(k, float(v), now, step) for k, v in metrics.items()
+                             if step > self._stored_steps.get(k, -1))
         if len(self._pending) >= self.flush_size or time.monotonic() - self._last_flush >= self.flush_seconds:
             self.flush()
 
+    def skip_stored_metrics(self, keys: Iterable[str]) -> None:
+        """Continuing a run (resumed from a checkpoint): leave out the points of metrics ``keys`` that the store
+        already holds, each metric's steps up to the last one stored. The store holds what was flushed before
+        the stop, which may be more than the checkpoint saw; the resumed run computes those steps again, and
+        logs each once (see :mod:`mlnb.training.loop`)."""
+        for key in keys:
+            history = self._write(self._client.get_metric_history, self.run_id, key) or ()
+            self._stored_steps[key] = max((point.step for point in history), default=-1)
+
     def flush(self) -> None:
         """Write the buffered metrics, at most MLflow's batch limit per call."""
-        while self._pending:
+        while self._pending and not self.server_lost:
             batch = self._pending[:MAX_METRICS_PER_BATCH]
-            retry_locked(self._client.log_batch, self.run_id, metrics=batch)
+            self._write(self._client.log_batch, self.run_id, metrics=batch)
             del self._pending[:len(batch)]
         self._last_flush = time.monotonic()
 
@@ -364,100 +534,158 @@ class Tracker:
             return
         from mlflow.entities import RunTag
 
-        items = [RunTag(k, str(v)) for k, v in tags.items()]
+        items = [RunTag(k, v) for k, v in tag_values(tags).items()]
         for start in range(0, len(items), MAX_PARAMS_PER_BATCH):
-            retry_locked(self._client.log_batch, self.run_id, tags=items[start:start + MAX_PARAMS_PER_BATCH])
+            self._write(self._client.log_batch, self.run_id, tags=items[start:start + MAX_PARAMS_PER_BATCH])
+
+    def log_datasets(self, inputs: Mapping[str, str | os.PathLike], digests: Mapping[str, str], context: str) -> None:
+        """Each input file as an MLflow dataset (name, digest, its path as source) used for ``context``."""
+        if not self.active:
+            return
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        datasets = [DatasetInput(Dataset(name=name, digest=digests[name], source_type="local",
+                                         source=json.dumps({"uri": Path(path).resolve().as_uri()})),
+                                 tags=[InputTag(DATASET_CONTEXT_TAG, context)])
+                    for name, path in inputs.items()]
+        self._write(self._client.log_inputs, self.run_id, datasets=datasets)
 
     def log_image(self, image: np.ndarray, name: str) -> None:
         """Log an HxW or HxWxC uint8 array as ``name`` (a .png path inside the run)."""
         if self.active:
-            retry_locked(self._client.log_image, self.run_id, image, artifact_file=name)
+            self._write(self._client.log_image, self.run_id, image, artifact_file=name)
 
     def log_step_image(self, image: np.ndarray, key: str, step: int) -> None:
         """Log an HxW or HxWxC uint8 array as image ``key`` at ``step`` (the UI shows them by step)."""
         if self.active:
-            retry_locked(self._client.log_image, self.run_id, image, key=key, step=step)
+            self._write(self._client.log_image, self.run_id, image, key=key, step=step)
 
     def log_artifact(self, path: str | os.PathLike, folder: str | None = None) -> None:
         if self.active:
-            retry_locked(self._client.log_artifact, self.run_id, str(path), folder)
+            self._write(self._client.log_artifact, self.run_id, str(path), folder)
 
     def log_dict(self, data: Mapping[str, Any], name: str) -> None:
         if self.active:
-            retry_locked(self._client.log_dict, self.run_id, dict(data), name)
+            self._write(self._client.log_dict, self.run_id, dict(data), name)
 
-    def log_pytorch_model(self, model, name: str, input_example: Any, pip_requirements: list[str]) -> None:
+    def log_pytorch_model(self, model, name: str, input_example: np.ndarray,
+                          pip_requirements: list[str] | None = None) -> None:
         """A CPU copy of the torch module ``model``, in eval mode, as the run's MLflow model ``name`` (pytorch
-        flavour); the caller's module is left as it is."""
+        flavour, loadable with ``mlflow.pytorch.load_model``), with the signature of its output for
+        ``input_example``; the caller's module is left as it is. It needs torch (this one's version, unless
+        ``pip_requirements`` say otherwise), not mlnb: it is exported as a traced graph (pt2)."""
         if not self.active:
             return
         import copy
 
         import mlflow
         import mlflow.pytorch
+        import torch
+        from mlflow.models import infer_signature
 
-        mlflow.set_tracking_uri(self._client.tracking_uri)
-        with mlflow.start_run(run_id=self.run_id):
-            mlflow.pytorch.log_model(copy.deepcopy(model).cpu().eval(), name=name, input_example=input_example,
-                                     pip_requirements=pip_requirements)
+        pip_requirements = pip_requirements or [f"torch=={torch.__version__.split('+')[0]}"]
+
+        module = copy.deepcopy(model).cpu().eval()
+        with torch.no_grad():
+            output = module(torch.from_numpy(input_example)).numpy()
+        mlflow.set_tracking_uri(self._client.tracking_uri)  # MLflow's model logging takes the global URI
+        self._write(mlflow.pytorch.log_model, module, name=name, input_example=input_example,
+                    signature=infer_signature(input_example, output), pip_requirements=pip_requirements,
+                    run_id=self.run_id)
+
+    def terminate(self, status: str) -> None:
+        if self.active:
+            self._write(self._client.set_terminated, self.run_id, status)
 
 
 @contextlib.contextmanager
-def tracked_run(args: TrackingOptions | Any, run_name: str, params: Mapping[str, Any] | None = None, run_id: str | None = None,
-                inputs: Mapping[str, str | os.PathLike] | None = None,
-                tags: Mapping[str, Any] | None = None) -> Iterator[Tracker]:
+def tracked_run(args: TrackingOptions | Any, run_name: str, params: Mapping[str, Any] | None = None,
+                run_id: str | None = None, inputs: Mapping[str, str | os.PathLike] | None = None,
+                tags: Mapping[str, Any] | None = None, input_context: str = "training") -> Iterator[Tracker]:
     """Open an MLflow run from a command's tracking options (or its parsed arguments), with provenance.
 
     ``run_id`` continues that run (resuming from a checkpoint, a Slurm retry)
     instead of creating one; its logged params must match. With ``MLNB_PARENT_RUN_ID``
     set, a new run is a child of that run; in a Snakemake job logged by the MLflow logger plugin
-    (``MLNB_JOB``), a child of the job's run (:mod:`mlnb.job_runs`). ``inputs`` maps a name to an input file
-    whose md5 is recorded (``input_md5.NAME``).
+    (``MLNB_JOB``), a child of the job's run (:mod:`mlnb.job_runs`). ``inputs`` maps a name to an input file,
+    logged as an MLflow dataset (digest: its md5, also the param ``input_md5.NAME``) used for ``input_context``.
+    With a ``system_metrics_interval`` in the options, the run records the machine's load as system metrics.
 
+    Every request to a tracking server ends within the options' ``timeout``; one that
+    does not raises :class:`TrackingServerError` (one line) and the run is left as it is.
     The run ends FINISHED; KILLED with tag ``mlnb.stopped=<signal>`` when a signal
     stopped the body (:class:`mlnb.stopping.Stopped`, SIGTERM's SystemExit, Ctrl-C);
     FAILED on any other error. Buffered metrics are flushed first, and stop signals
     arriving while the run is closed wait until it is, so no run is left RUNNING.
     """
-    uri = resolve_uri(getattr(args, "tracking_uri", None))
+    options = args if isinstance(args, TrackingOptions) else TrackingOptions.from_args(args)
+    uri = resolve_uri(options.tracking_uri)
     params = dict(params if params is not None else _cli_params(args))
-    stage_config = getattr(args, "stage_config", None)
-    if stage_config:
-        params["config"] = stage_config
-    inputs = {**_named_inputs(getattr(args, "input_file", [])), **(inputs or {})}
+    if options.stage_config:
+        params["config"] = options.stage_config
+    inputs = {**_named_inputs(options.input_file), **(inputs or {})}
     if uri is None:
         yield Tracker()
         return
-    _require_store(uri, args.experiment)  # before the client: it would create the store
-    client = mlflow_client(uri)
-    experiment = experiment_id(uri, args.experiment, client)
-    # tag values are strings on MLflow's REST protocol (a SQLite store would stringify them silently)
-    run_tags = {key: str(value) for key, value in {**provenance_tags(run_name, stage_config or params),
-                                                   **(tags or {})}.items()}
-    if run_id is None:
-        run = _create_run(client, uri, experiment, getattr(args, "run_name", None) or run_name, run_tags)
-    else:
-        run = _resume_run(client, uri, experiment, run_id)
-    tracker = Tracker(run.info.run_id, client)
-    status, stopped_by = "FAILED", None
-    try:
-        if run_id is not None:
-            tracker.set_tags(run_tags)
-        tracker.log_params(params, logged=run.data.params)
-        if inputs:
-            tracker.log_params({f"input_md5.{k}": file_md5(v) for k, v in inputs.items()}, logged=run.data.params)
-        yield tracker
-        status = "FINISHED"
-    except BaseException as error:
-        stopped_by = stop_signal_of(error)
-        if stopped_by is not None:
-            status = "KILLED"
-        elif isinstance(error, SystemExit) and error.code in (0, None):
+    run_tags = tag_values({**provenance_tags(run_name, options.stage_config or params, options.source),
+                           **(tags or {})})
+    timeout = options.timeout or float(mlflow_default("timeout"))
+    with request_bounds(timeout):
+        try:
+            run = _open_run(uri, options.experiment, options.run_name or run_name, run_id, run_tags)
+        except Exception as error:
+            if not request_failed(error):
+                raise
+            raise server_error(uri, timeout, error) from None
+        tracker = Tracker(run.info.run_id, mlflow_client(uri), timeout=timeout)
+        monitor = _system_metrics(uri, tracker.run_id, options.system_metrics_interval, resumed=run_id is not None)
+        status, stopped_by = "FAILED", None
+        try:
+            if run_id is not None:
+                tracker.set_tags(run_tags)
+                tracker.skip_stored_metrics(run.data.metrics)
+            tracker.log_params(params, logged=run.data.params)
+            if inputs:
+                digests = {name: file_md5(path) for name, path in inputs.items()}
+                tracker.log_params({f"input_md5.{name}": digest for name, digest in digests.items()},
+                                   logged=run.data.params)
+                tracker.log_datasets(inputs, digests, input_context)
+            yield tracker
             status = "FINISHED"
-        raise
-    finally:
-        with deferred_signals():
-            _end_run(client, tracker, status, stopped_by, keep_error=status == "FINISHED")
+        except BaseException as error:
+            stopped_by = stop_signal_of(error)
+            if stopped_by is not None:
+                status = "KILLED"
+            elif isinstance(error, SystemExit) and error.code in (0, None):
+                status = "FINISHED"
+            raise
+        finally:
+            with deferred_signals():
+                if monitor is not None and not tracker.server_lost:
+                    monitor.finish()  # its last samples flushed while the run is still RUNNING
+                _end_run(tracker, status, stopped_by, keep_error=status == "FINISHED")
+
+
+def _open_run(uri: str, experiment_name: str, run_name: str, run_id: str | None, tags: dict[str, str]):
+    """A new run called ``run_name`` tagged ``tags``, or the run ``run_id`` RUNNING again."""
+    _require_store(uri, experiment_name)  # before the client: it would create the store
+    client = mlflow_client(uri)
+    experiment = experiment_id(uri, experiment_name, client)
+    if run_id is None:
+        return _create_run(client, uri, experiment, run_name, tags)
+    return _resume_run(client, uri, experiment, run_id)
+
+
+def _system_metrics(uri: str, run_id: str, interval: float | None, resumed: bool):
+    """MLflow's monitor of CPU, memory, disk, network (and GPU, with nvidia-ml-py), sampling every
+    ``interval`` s into the run (continuing its steps when ``resumed``); None without an interval."""
+    if interval is None:
+        return None
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    monitor = SystemMetricsMonitor(run_id, sampling_interval=interval, resume_logging=resumed, tracking_uri=uri)
+    monitor.start()
+    return monitor
 
 
 def _create_run(client, uri: str, experiment: str, run_name: str, tags: dict[str, str]):
@@ -489,22 +717,28 @@ def _existing_run(client, uri: str, run_id: str, what: str):
         raise ConfigError(f"{what} {run_id}: not found at {uri}") from None
 
 
-def _end_run(client, tracker: Tracker, status: str, stopped_by: str | None, keep_error: bool) -> None:
+def _end_run(tracker: Tracker, status: str, stopped_by: str | None, keep_error: bool) -> None:
     """Flush, refresh the device tags (CUDA may be up by now), mark the run ``status``.
 
     When the body succeeded, a failed flush fails the run and propagates; when it
     already failed, the body's error is the one that matters and this only logs.
+    A lost tracking server is not waited for again.
     """
     try:
         tracker.flush()
         tracker.set_tags({**device_tags(), **({"mlnb.stopped": stopped_by} if stopped_by else {})})
-    except Exception:
+    except Exception as error:
         if keep_error:
             status = "FAILED"
             raise
-        log.warning("could not write the last metrics of MLflow run %s", tracker.run_id, exc_info=True)
+        log.warning("could not write the last metrics of MLflow run %s: %s", tracker.run_id, error)
     finally:
-        retry_locked(client.set_terminated, tracker.run_id, status)
+        try:
+            tracker.terminate(status)
+        except TrackingServerError as error:
+            if keep_error:
+                raise
+            log.warning("could not end MLflow run %s: %s", tracker.run_id, error)
 
 
 def _named_inputs(pairs: Iterable[str]) -> dict[str, str]:
@@ -518,5 +752,6 @@ def _named_inputs(pairs: Iterable[str]) -> dict[str, str]:
 
 
 def _cli_params(args) -> dict[str, Any]:
-    skip = {"tracking_uri", "experiment", "run_name", "stage_config", "input_file"}
+    skip = {"tracking_uri", "experiment", "run_name", "stage_config", "input_file", "tracking_timeout",
+            "system_metrics_interval", "source"}
     return {k: v for k, v in vars(args).items() if k not in skip}

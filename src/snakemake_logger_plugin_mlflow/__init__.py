@@ -7,6 +7,10 @@ Snakemake's plugin registry finds this package by its name
 (``snakemake_logger_plugin_<name>``, a top-level package on the path) and
 imports it on every start, so this module imports nothing heavy: MLflow is
 loaded by :mod:`.recorder` on the first event worth logging, in the logging thread.
+
+A guest in Snakemake's process: what it knows of the invocation comes from what
+Snakemake hands it (its settings, the log records), and it puts back every
+environment variable and signal handler it changes when Snakemake closes it.
 """
 
 # No `from __future__ import annotations`: the plugin registry reads the settings' field types as argparse types.
@@ -22,7 +26,7 @@ from snakemake_interface_logger_plugins.base import LogHandlerBase
 from snakemake_interface_logger_plugins.common import LogEvent
 from snakemake_interface_logger_plugins.settings import LogHandlerSettingsBase
 
-from mlnb.job_runs import EXPERIMENT_ENV, INVOCATION_ENV, TRACKING_URI_ENV
+from mlnb.job_runs import EXPERIMENT_ENV, INVOCATION_ENV, TRACKING_TIMEOUT_ENV, TRACKING_URI_ENV
 
 
 @dataclass
@@ -36,6 +40,12 @@ class LogHandlerSettings(LogHandlerSettingsBase):
         default=None,
         metadata={"help": "MLflow experiment (default: the config's mlflow.experiment, "
                           "exported as " + EXPERIMENT_ENV + ")"},
+    )
+    timeout: Optional[float] = field(
+        default=None,
+        metadata={"help": "the most seconds a request to a tracking server may take, retries included; past "
+                          "it the logger warns and logs nothing more (default: the config's mlflow.timeout, "
+                          "exported as " + TRACKING_TIMEOUT_ENV + ")"},
     )
 
 
@@ -57,6 +67,7 @@ class LogHandler(LogHandlerBase):
             return
         self.invocation_id = uuid.uuid4().hex
         # Jobs inherit Snakemake's environment (local jobs, and Slurm jobs by default).
+        self._earlier_invocation = os.environ.get(INVOCATION_ENV)
         os.environ[INVOCATION_ENV] = self.invocation_id
         self._watch_interrupt()
 
@@ -95,6 +106,7 @@ class LogHandler(LogHandlerBase):
             self.recorder = Recorder(
                 tracking_uri=self.settings.tracking_uri if self.settings else None,
                 experiment=self.settings.experiment if self.settings else None,
+                timeout=self.settings.timeout if self.settings else None,
                 invocation_id=self.invocation_id,
                 interrupted_by=lambda: self.interrupted_by,
             )
@@ -107,7 +119,10 @@ class LogHandler(LogHandlerBase):
             if self.recorder is not None:
                 self.recorder.finish(interrupted_by=self.interrupted_by)
             if os.environ.get(INVOCATION_ENV) == self.invocation_id:
-                del os.environ[INVOCATION_ENV]
+                if self._earlier_invocation is None:
+                    del os.environ[INVOCATION_ENV]
+                else:
+                    os.environ[INVOCATION_ENV] = self._earlier_invocation
             if (self._previous_sigint is not None and threading.current_thread() is threading.main_thread()
                     and signal.getsignal(signal.SIGINT) is self._note_interrupt):
                 signal.signal(signal.SIGINT, self._previous_sigint)

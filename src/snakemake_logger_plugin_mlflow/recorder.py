@@ -6,6 +6,11 @@ do not yet: ``init_tracking`` (the pipeline's first job) creates them, and
 creating a store from two processes at once races in its migrations, so the
 writes wait in memory until the experiment appears (checked read-only), or until
 Snakemake ends, when the recorder creates the experiment itself (no job runs then).
+
+Every request to a tracking server ends within the timeout (``mlflow.timeout``,
+:func:`mlnb.tracking.request_bounds`); when the server does not answer, the recorder
+warns once and gives up on it for the rest of the invocation, so a dead server never
+holds Snakemake after its jobs are done.
 """
 
 from __future__ import annotations
@@ -26,8 +31,17 @@ from snakemake_interface_logger_plugins.common import LogEvent
 from mlnb import tracking
 from mlnb.errors import ConfigError
 from mlnb.job_runs import (
-    EXPERIMENT_ENV, KIND_INVOCATION, KIND_JOB, TAG_INVOCATION, TAG_JOB, TAG_KIND, TAG_WORKDIR,
-    TRACKING_URI_ENV, job_key, running_runs,
+    EXPERIMENT_ENV,
+    KIND_INVOCATION,
+    KIND_JOB,
+    TAG_INVOCATION,
+    TAG_JOB,
+    TAG_KIND,
+    TAG_WORKDIR,
+    TRACKING_TIMEOUT_ENV,
+    TRACKING_URI_ENV,
+    job_key,
+    running_runs,
 )
 from snakemake_logger_plugin_mlflow.command_line import command_line_facts
 
@@ -71,10 +85,14 @@ class Recorder:
     """Turns Snakemake's log events into MLflow runs (see the module's docstring)."""
 
     def __init__(self, tracking_uri: str | None, experiment: str | None, invocation_id: str,
-                 interrupted_by: Callable[[], str | None] = lambda: None, client=None):
+                 interrupted_by: Callable[[], str | None] = lambda: None, client=None, timeout: float | None = None):
         self._settings_uri = tracking_uri
         self.interrupted_by = interrupted_by
         self._settings_experiment = experiment
+        self._settings_timeout = timeout
+        self.timeout: float | None = None
+        self.server_lost = False
+        self.invocation_source: dict[str, str] = {}
         self.invocation_id = invocation_id
         self.client = client
         self.uri: str | None = None
@@ -112,7 +130,7 @@ class Recorder:
 
     def _workflow_started(self, record) -> None:
         self.started = {name: getattr(record, name, None) for name in
-                        ("datetime", "workflow_id", "config_md5", "snakemake_version", "host", "user")}
+                        ("datetime", "workflow_id", "config_md5", "snakemake_version", "host", "user", "cmd")}
 
     def _resources_info(self, record) -> None:
         if getattr(record, "cores", None) is not None:
@@ -122,26 +140,34 @@ class Recorder:
         """Jobs are planned: open the invocation's run, with the planned job counts as params."""
         if self.invocation is not None:
             return
+        self.timeout = self._settings_timeout or float(os.environ.get(TRACKING_TIMEOUT_ENV)
+                                                       or tracking.mlflow_default("timeout"))
         self.invocation = invocation = Invocation()
         self.uri = tracking.resolve_uri(self._settings_uri or os.environ.get(TRACKING_URI_ENV) or "default")
         self.experiment = self._settings_experiment or os.environ.get(EXPERIMENT_ENV) or "mlnb"
         workflow_id = str(self.started.get("workflow_id") or "unknown")
         name = f"{self.started.get('datetime') or time.strftime('%Y-%m-%d %H:%M:%S')} {workflow_id[:8]}"
-        facts = command_line_facts(sys.argv[1:])
+        command = self.started.get("cmd")
+        facts = command_line_facts(command)
         if self.cores is not None:
             facts["cores"] = str(self.cores)
+        commit = tracking.git_commit()
+        # MLflow's User and Source of the invocation's runs: Snakemake's user, snakemake, the commit
+        self.invocation_source = {**tracking.source_tags("snakemake", commit),
+                                  **({"mlflow.user": self.started["user"]} if self.started.get("user") else {})}
         tags = {
             TAG_KIND: KIND_INVOCATION,
             TAG_INVOCATION: self.invocation_id,
             TAG_WORKDIR: os.getcwd(),
             "snakemake.workflow_id": workflow_id,
-            "git_commit": tracking.git_commit(),
+            "git_commit": commit,
+            **self.invocation_source,
             "config_hash": self.started.get("config_md5") or "unknown",
             "version.snakemake": self.started.get("snakemake_version") or metadata.version("snakemake"),
             "version.mlnb": metadata.version("mlnb"),
             "host": self.started.get("host") or "unknown",
             "user": self.started.get("user") or "unknown",
-            "snakemake.command": " ".join(sys.argv),
+            "snakemake.command": command or "unknown",
             **{f"snakemake.{name}": value for name, value in facts.items()},
         }
         params = {f"jobs.{rule}": count for rule, count in (getattr(record, "stats", None) or {}).items()}
@@ -165,6 +191,7 @@ class Recorder:
             TAG_JOB: key,
             TAG_INVOCATION: self.invocation_id,
             TAG_WORKDIR: os.getcwd(),
+            **self.invocation_source,
             "snakemake.rule": record.rule_name,
             "snakemake.jobid": str(record.jobid),
             "snakemake.attempt": str(attempt),
@@ -268,17 +295,31 @@ class Recorder:
     # -- writes ---------------------------------------------------------------------------------
 
     def _submit(self, write: Callable[[], None]) -> None:
-        self._pending.append(write)
+        if not self.server_lost:
+            self._pending.append(write)
 
     def _write_pending(self, create_experiment: bool = False) -> None:
-        if not self._pending or not self._experiment_ready(create_experiment):
+        if not self._pending:
             return
-        while self._pending:
-            write = self._pending.pop(0)
-            try:
-                write()
-            except Exception as error:  # the pipeline must never fail because its logger could not write
-                self._warn(f"{type(error).__name__}: {error}")
+        with tracking.request_bounds(self.timeout):
+            if not self._experiment_ready(create_experiment):
+                return
+            while self._pending:
+                write = self._pending.pop(0)
+                try:
+                    write()
+                except Exception as error:  # the pipeline must never fail because its logger could not write
+                    if tracking.request_failed(error):
+                        self._give_up(error)
+                    else:
+                        self._warn(f"{type(error).__name__}: {error}")
+
+    def _give_up(self, error: Exception) -> None:
+        """The server did not answer: warn once, drop what waits, write nothing more (each would wait as long)."""
+        self.server_lost = True
+        self._pending.clear()
+        self._warn(f"{tracking.failure_reason(error)} (no answer within {self.timeout:g} s, config key "
+                   "mlflow.timeout); nothing more is logged for this invocation")
 
     def _experiment_ready(self, create: bool) -> bool:
         if self.experiment_id is not None:
@@ -293,7 +334,9 @@ class Recorder:
             self.experiment_id = (tracking.create_experiment(self.uri, self.experiment) if create
                                   else tracking.experiment_id(self.uri, self.experiment, self.client))
         except Exception as error:
-            if create or not isinstance(error, ConfigError):  # missing is expected until init_tracking ran
+            if tracking.request_failed(error):
+                self._give_up(error)
+            elif create or not isinstance(error, ConfigError):  # missing is expected until init_tracking ran
                 self._warn(f"{type(error).__name__}: {error}")
             return False
         return True
@@ -318,7 +361,7 @@ class Recorder:
 
     def _create(self, run: Run, name: str, tags: Mapping[str, str], params: Mapping, start_ms: int) -> None:
         created = tracking.retry_locked(self.client.create_run, self.experiment_id, start_time=start_ms,
-                                        tags={key: str(value) for key, value in tags.items()}, run_name=name)
+                                        tags=tracking.tag_values(tags), run_name=name)
         run.run_id = created.info.run_id
         self._log(run, params=tracking.flatten_params(params))
 
@@ -331,7 +374,7 @@ class Recorder:
         when = when or millis(time.time())
         metric_items = [Metric(key, float(value), when, step) for key, value in (metrics or {}).items()]
         param_items = [Param(key, value) for key, value in (params or {}).items()]
-        tag_items = [RunTag(key, str(value)) for key, value in (tags or {}).items()]
+        tag_items = [RunTag(key, value) for key, value in tracking.tag_values(tags or {}).items()]
         for start in range(0, max(len(param_items), len(metric_items), len(tag_items), 1), 100):
             tracking.retry_locked(self.client.log_batch, run.run_id, metrics=metric_items[start:start + 100],
                                   params=param_items[start:start + 100], tags=tag_items[start:start + 100])

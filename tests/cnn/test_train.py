@@ -33,8 +33,8 @@ def test_train_cnn_from_python_writes_what_the_command_writes(tmp_path, mnist_np
     assert summary["test_images"] == sum(map(sum, summary["confusion"])) == 50
 
     argv = ["train-cnn", "--data", mnist_npz, "--variant", "quick", "--seed", "3", "--out", str(tmp_path / "cli"),
-            "--checkpoint-dir", str(tmp_path / "ckpt-2"), "--device", "cpu", "--steps", "30", "--batch-size", "20",
-            "--optimizer", "adam", "--log-every", "10", "--checkpoint-every", "10"]
+            "--checkpoint-dir", str(tmp_path / "ckpt-2"), "--device", "cpu", "--new-variant", "--steps", "30",
+            "--batch-size", "20", "--optimizer", "adam", "--log-every", "10", "--checkpoint-every", "10"]
     assert cli.main(argv) == 0
     for name in ("result.json", "model.pt"):
         assert (tmp_path / "python" / name).read_bytes() == (tmp_path / "cli" / name).read_bytes()

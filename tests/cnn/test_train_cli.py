@@ -12,7 +12,7 @@ from mlnb import cli
 from mlnb.cnn.network import BlogCNN
 from tests.synthetic_mnist import write_mnist_npz
 
-QUICK = ["--steps", "30", "--batch-size", "20", "--log-every", "10", "--checkpoint-every", "10"]
+QUICK = ["--new-variant", "--steps", "30", "--batch-size", "20", "--log-every", "10", "--checkpoint-every", "10"]
 
 
 def train_cnn(tmp_path, data, *extra, variant="quick", out="out"):

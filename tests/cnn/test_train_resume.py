@@ -14,8 +14,9 @@ import torch
 from mlnb.training.checkpoint import load_checkpoint
 
 STEPS = 600
-VARIANT = ["--steps", str(STEPS), "--batch-size", "10", "--optimizer", "adam", "--schedule", "one-cycle",
-           "--batch-norm", "true", "--dropout", "0.3", "--log-every", "10", "--checkpoint-every", "50"]
+VARIANT = ["--new-variant", "--steps", str(STEPS), "--batch-size", "10", "--optimizer", "adam",
+           "--schedule", "one-cycle", "--batch-norm", "true", "--dropout", "0.3", "--log-every", "10",
+           "--checkpoint-every", "50"]
 
 
 def command(tmp_path, data, name, uri):

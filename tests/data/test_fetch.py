@@ -282,7 +282,7 @@ def test_output_that_is_the_local_source_is_refused(tmp_path, monkeypatch, spell
     dest = {"same": source, "relative": Path("sub/../data.bin"), "symlink": tmp_path / "link.bin"}[spelling]
     (tmp_path / "sub").mkdir()
     (tmp_path / "link.bin").symlink_to(source)
-    with pytest.raises(ConfigError, match=r"is the source .*data\.bin itself"):
+    with pytest.raises(ConfigError, match=r"--out .*\.bin is the input --url itself"):
         fetch(str(source), dest, md5=BODY_MD5, **FAST)
     assert source.read_bytes() == b"the user's only copy"
 

@@ -14,10 +14,10 @@ import pytest
 from snakemake_interface_logger_plugins.registry import LoggerPluginRegistry
 from snakemake_interface_logger_plugins.tests import MockOutputSettings
 
+import tests.snakemake_logger_plugin_mlflow.snakemake_records as records
 from mlnb import tracking
 from mlnb.job_runs import INVOCATION_ENV, TAG_JOB, TAG_KIND
 from snakemake_logger_plugin_mlflow import LogHandler, LogHandlerSettings
-import tests.snakemake_logger_plugin_mlflow.snakemake_records as records
 
 T0 = 1_796_223_894.0
 EXPERIMENT = "tests"

@@ -76,7 +76,8 @@ def test_the_demo_logs_one_invocation_a_child_per_job_and_each_stage_inside_its_
     cases = sorted(row["case"] for row in csv.DictReader(open(folder / "results/data/heart/index.csv")))
     by_name = {run.info.run_name: run for run in jobs}
     assert sorted(by_name) == sorted(["demo_heart", "init_tracking", "fetch dataset=heart filename=Task02_Heart.tar",
-                                      "prepare_heart", "gather_augment", *(f"augment_case case={case}" for case in cases)])
+                                      "prepare_heart", "gather_augment",
+                                      *(f"augment_case case={case}" for case in cases)])
     first_case = by_name[f"augment_case case={cases[0]}"]
     assert first_case.data.params["rule"] == "augment_case" and first_case.data.params["wildcards.case"] == cases[0]
     gather = by_name["gather_augment"]

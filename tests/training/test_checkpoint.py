@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
 
-from mlnb.errors import DataError
+from mlnb.errors import ConfigError, DataError
 from mlnb.training import checkpoint as checkpoint_module
 from mlnb.training.checkpoint import Checkpointer, checkpoint_folder, load_checkpoint, save_checkpoint
 
@@ -106,3 +111,47 @@ def test_unreadable_or_foreign_files_are_named(tmp_path, content, message):
 
 def test_checkpoints_live_under_results_checkpoints():
     assert checkpoint_folder("cnn", "adam-1000").as_posix() == "results/checkpoints/cnn/adam-1000"
+
+
+HOLD_THE_FOLDER = """
+import sys, time
+from pathlib import Path
+from mlnb.training.checkpoint import Checkpointer
+Checkpointer(Path(sys.argv[1]), fingerprint="abc", models={}).restore()
+print("holding", flush=True)
+time.sleep(300)
+"""
+
+
+def another_job_on(folder: Path) -> subprocess.Popen:
+    """A process that has restored from ``folder`` (so holds it) and runs on until it is killed."""
+    job = subprocess.Popen([sys.executable, "-c", HOLD_THE_FOLDER, str(folder)], stdout=subprocess.PIPE, text=True)
+    assert job.stdout.readline() == "holding\n"
+    return job
+
+
+def test_one_job_per_folder_and_a_killed_job_does_not_leave_it_locked(tmp_path):
+    job = another_job_on(tmp_path)
+    try:
+        with pytest.raises(ConfigError, match=f"^checkpoint folder {tmp_path} is in use by another job"):
+            checkpointer(tmp_path, trained_objects()).restore()
+    finally:
+        job.kill()
+        job.wait()
+    saver = checkpointer(tmp_path, trained_objects())
+    assert saver.restore() is None  # the lock went with the killed process
+    saver.save(1, None)
+    saver.finish()  # releases it for the next job
+    another_job_on(tmp_path).kill()
+
+
+def test_the_next_job_removes_the_temporary_files_of_a_killed_writer(tmp_path):
+    objects = trained_objects()
+    checkpointer(tmp_path / "earlier", objects).save(1, None)
+    folder = tmp_path / "killed"  # a job killed while writing its second checkpoint left it so
+    folder.mkdir()
+    shutil.copyfile(tmp_path / "earlier" / "last.pt", folder / "last.pt")
+    stray = folder / ".last.pt.x1y2z3.part.pt"  # as save_checkpoint (mlnb.io.atomic_path) names its temporary
+    stray.write_bytes(b"PK\x03\x04 half a zip")
+    assert checkpointer(folder, objects).restore().step == 1
+    assert sorted(path.name for path in folder.iterdir()) == [".lock", "last.pt"]

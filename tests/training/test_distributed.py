@@ -157,7 +157,7 @@ def test_in_two_processes_the_loop_logs_averages_once_and_all_stop_after_the_sam
     assert stopped0 == stopped1 == "SIGUSR1"  # rank 0 got no signal, yet stops after step 5 too
     assert logged0 == [(2, {"value": 2.0}), (4, {"value": 4.0})] and logged1 == []  # means of both ranks
     assert hooked0 == [2, 4] and hooked1 == []
-    assert files0 == ["last.pt"] and files1 == []  # rank 0 alone writes checkpoints
+    assert files0 == [".lock", "last.pt"] and files1 == []  # rank 0 alone writes checkpoints (and holds the lock)
     state = load_checkpoint(tmp_path / "rank0" / "last.pt")
     assert state["step"] == 5 and state["extra"]["loop"]["means"]["count"] == 1
     assert float(state["extra"]["loop"]["means"]["sums"]["value"]) == 5.5  # step 5 of both, averaged
@@ -165,8 +165,8 @@ def test_in_two_processes_the_loop_logs_averages_once_and_all_stop_after_the_sam
 
 # --- mlnb train-cnn under torchrun ----------------------------------------------------------------------------
 
-VARIANT = ["--batch-size", "10", "--optimizer", "adam", "--schedule", "one-cycle", "--dropout", "0.3",
-           "--eval-every", "20", "--log-every", "10", "--checkpoint-every", "20"]
+VARIANT = ["--new-variant", "--batch-size", "10", "--optimizer", "adam", "--schedule", "one-cycle",
+           "--dropout", "0.3", "--eval-every", "20", "--log-every", "10", "--checkpoint-every", "20"]
 
 
 def cnn_command(tmp_path, data, name, uri, steps, processes=1, device="cpu", *extra):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import os
 import signal
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from mlnb.errors import ConfigError
+from mlnb.errors import ConfigError, DivergenceError
 from mlnb.stopping import Stopped, cooperative_stop
 from mlnb.training.checkpoint import Checkpointer
 from mlnb.training.data import DeviceDataset, EpochBatches
@@ -124,3 +125,46 @@ def test_metric_means_survive_a_state_round_trip():
     restored.load_state_dict(means.state_dict(), CPU.device)
     restored.add({"loss": torch.tensor(3.0)})
     assert restored.take() == {"loss": 2.0} and restored.count == 0
+
+
+class FailingFlushTracker(RecordingTracker):
+    """The store goes away: every flush from the second on raises."""
+
+    def flush(self):
+        super().flush()
+        if self.flushes > 1:
+            raise ConnectionError("the tracking store is unreachable")
+
+
+def test_a_failed_flush_fails_the_run_before_its_checkpoint(tmp_path):
+    run = Run(tmp_path)
+    run.loop.tracker = run.tracker = FailingFlushTracker()
+    with pytest.raises(ConnectionError):
+        run.train()
+    assert run.checkpointer.restore().step == 5  # the first checkpoint; the second (at 7) was never written
+    assert run.tracker.flushes == 2
+
+
+class DivergingRun(Run):
+    def __init__(self, folder, diverges_at, **kwargs):
+        super().__init__(folder, **kwargs)
+        self.diverges_at = diverges_at
+
+    def step(self, step):
+        metrics = super().step(step)
+        return {**metrics, "loss": metrics["loss"] * math.inf} if step == self.diverges_at else metrics
+
+
+def test_a_loss_that_becomes_non_finite_stops_the_run_naming_its_steps(tmp_path):
+    run = DivergingRun(tmp_path, diverges_at=5)
+    with pytest.raises(DivergenceError, match=r"^loop-test: training diverged in steps 4-5 \(loss inf\)"):
+        run.train()
+    assert [step for step, _ in run.tracker.logged] == [3]  # steps 1-3; nothing of steps 4-5
+    assert run.checkpointer.restore() is None  # the checkpoint due at step 5 was not written
+
+
+def test_a_hook_metric_that_becomes_non_finite_stops_the_run(tmp_path):
+    run = Run(tmp_path, hooks=(Hook(every=2, call=lambda step, loop: {"error": math.nan if step == 4 else 1.0}),))
+    with pytest.raises(DivergenceError, match=r"^loop-test: training diverged in step 4 \(error nan\)"):
+        run.train()
+    assert (4, {"error": math.nan}) not in run.tracker.logged and (2, {"error": 1.0}) in run.tracker.logged

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mlnb import tracking
 from mlnb.augment.gather import gather_augment
+from mlnb.io import check_outputs
 
 
 def configure_parser(parser) -> None:
@@ -18,6 +19,7 @@ def configure_parser(parser) -> None:
 
 
 def run(args) -> int:
+    check_outputs({"RECORD": args.records}, {"--manifest": args.manifest})
     rows = gather_augment(args.records, args.manifest, args.max_previews, tracking.TrackingOptions.from_args(args))
     print(f"{len(rows)} augmented copies of {len({row['item'] for row in rows})} items -> {args.manifest}")
     return 0

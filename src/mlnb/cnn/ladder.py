@@ -16,9 +16,35 @@ from typing import Any
 from mlnb import tracking
 from mlnb.errors import DataError
 from mlnb.io import atomic_path
+from mlnb.settings import schema_problem
 
 COLUMNS = ("variant", "optimizer", "steps", "batch", "epochs", "schedule", "batch norm", "dropout",
            "test accuracy", "blog", "difference")
+
+
+#: what the report reads of a train-cnn result.json
+RESULT_SCHEMA = {
+    "type": "object",
+    "required": ["variant", "settings", "test_accuracy", "epochs", "train_images", "test_images"],
+    "properties": {
+        "variant": {"type": "string"},
+        "settings": {
+            "type": "object",
+            "required": ["optimizer", "steps", "batch_size", "schedule", "batch_norm", "dropout"],
+            "properties": {"optimizer": {"type": "string"}, "steps": {"type": "integer"},
+                           "batch_size": {"type": "integer"}, "schedule": {"type": "string"},
+                           "batch_norm": {"type": "boolean"}, "dropout": {"type": "number"}},
+        },
+        "test_accuracy": {"type": "number"},
+        "epochs": {"type": "number"},
+        "train_images": {"type": "integer"},
+        "test_images": {"type": "integer"},
+        "device": {"type": "string"},
+    },
+}
+
+#: what the report reads of a train-cnn timing file (the rest is logged as it is)
+TIMING_SCHEMA = {"type": "object", "required": ["variant"], "properties": {"variant": {"type": "string"}}}
 
 
 def read_result(path: Path) -> dict[str, Any]:
@@ -26,10 +52,25 @@ def read_result(path: Path) -> dict[str, Any]:
         result = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise DataError(f"{path}: cannot read the CNN result ({error})") from None
-    missing = {"variant", "settings", "test_accuracy", "epochs", "train_images", "test_images"} - set(result)
+    missing = set(RESULT_SCHEMA["required"]) - set(result if isinstance(result, dict) else ())
     if missing:
         raise DataError(f"{path}: not a train-cnn result (missing {', '.join(sorted(missing))})")
+    problem = schema_problem(RESULT_SCHEMA, result)
+    if problem:
+        raise DataError(f"{path}: not a train-cnn result ({problem})")
     return result
+
+
+def read_timing(path: Path) -> dict[str, Any]:
+    """A variant's timing file (``--timing`` of train-cnn), logged by the report."""
+    try:
+        timing = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise DataError(f"{path}: cannot read the CNN timing ({error})") from None
+    problem = schema_problem(TIMING_SCHEMA, timing)
+    if problem:
+        raise DataError(f"{path}: not a train-cnn timing file ({problem})")
+    return timing
 
 
 def ladder_table(results: list[dict[str, Any]], blog: dict[str, float]) -> str:
@@ -70,18 +111,15 @@ def report_ladder(result_paths: Sequence[Path], blog: dict[str, float], out: Pat
     """Write the ladder of the ``result.json`` files (in ladder order) to ``out``, log it with the variants'
     accuracies and (to MLflow only) their timing files; the results read."""
     results = [read_result(path) for path in result_paths]
+    timings = {timing["variant"]: timing for timing in map(read_timing, timing_paths)}
     report = ladder_report(results, blog)
     with atomic_path(out) as tmp:
         tmp.write_text(report)
     inputs = {result["variant"]: path for result, path in zip(results, result_paths, strict=True)}
     with tracking.tracked_run(tracking_options, "cnn-ladder", params={"variants": list(inputs)}, inputs=inputs,
-                              tags={"mlnb.rule": "report_ladder"}) as tracker:
+                              input_context="evaluation", tags={"mlnb.rule": "report_ladder"}) as tracker:
         tracker.log_metrics({f"test_accuracy.{r['variant']}": r["test_accuracy"] for r in results})
         tracker.log_artifact(out)
-        if timing_paths:
-            timings = {}
-            for path in timing_paths:
-                timing = json.loads(path.read_text())
-                timings[timing["variant"]] = timing
+        if timings:
             tracker.log_dict(timings, "timing.json")
     return results

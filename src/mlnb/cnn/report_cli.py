@@ -11,7 +11,8 @@ from pathlib import Path
 
 from mlnb import tracking
 from mlnb.cnn.ladder import report_ladder
-from mlnb.errors import ConfigError
+from mlnb.io import check_outputs
+from mlnb.settings import validate_section
 
 
 def configure_parser(parser) -> None:
@@ -25,8 +26,8 @@ def configure_parser(parser) -> None:
 
 
 def run(args) -> int:
-    if not isinstance(args.blog, dict):
-        raise ConfigError("--blog: expected a JSON mapping of variant name to accuracy (cnn.blog_accuracy)")
-    results = report_ladder(args.results, args.blog, args.out, args.timing, tracking.TrackingOptions.from_args(args))
+    check_outputs({"RESULT": args.results, "--timing": args.timing}, {"--out": args.out})
+    blog = validate_section("cnn", {"blog_accuracy": args.blog}, "--blog")["blog_accuracy"]
+    results = report_ladder(args.results, blog, args.out, args.timing, tracking.TrackingOptions.from_args(args))
     print(f"CNN ladder of {len(results)} variants -> {args.out}")
     return 0

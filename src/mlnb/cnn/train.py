@@ -124,7 +124,8 @@ def train_variant(name: str, variant: CnnVariant, settings: CnnSettings, train: 
         options.checkpoints("cnn", name),
         fingerprint=run_fingerprint(name, settings, train, options.seed, setup, file_md5(options.data)),
         models={"cnn": model}, optimizers={"optimizer": optimizer},
-        schedulers={"schedule": scheduler} if scheduler else {}, generators={"dropout": dropout_generator})
+        schedulers={"schedule": scheduler} if scheduler else {}, generators={"dropout": dropout_generator},
+        writer=world.is_main)
     resumed = checkpointer.restore(setup.device)
     evaluations = list(resumed.extra.get("evaluations", [])) if resumed else []
     network = maybe_compile(world.wrap(model, setup.device), variant.compile)
@@ -190,6 +191,8 @@ def train_variant(name: str, variant: CnnVariant, settings: CnnSettings, train: 
         timed = ("train_seconds", "images_per_second", "wall_seconds", "time_to_target_seconds")
         tracker.log_metrics({key: timing[key] for key in timed if timing[key] is not None}, step=variant.steps)
         log_results(tracker, options.out, name, arrays, final, confusion)
+        # what mlflow.pytorch.load_model gives back takes what evaluate() feeds: N x 1 x 28 x 28 in [0, 1]
+        tracker.log_pytorch_model(model, "cnn", input_example=arrays.x_test[:2, None].astype(np.float32) / 255)
     checkpointer.finish()
     return summary
 

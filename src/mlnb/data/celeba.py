@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 
 from mlnb.data.celeba_format import LANDMARK_COLUMNS, PARTITIONS
 from mlnb.errors import ConfigError, DataError
-from mlnb.io import atomic_path, refuse_output_over_inputs
+from mlnb.io import atomic_path
 
 INDEX_COLUMNS = ("image_id", "member", "partition", *LANDMARK_COLUMNS)
 
@@ -105,7 +105,6 @@ def prepare(images_zip: Path, landmarks_txt: Path, partition_txt: Path, out: Pat
     """Check the zip against both annotation files and write the index CSV ``out``; the images per partition."""
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be a positive number of images (or left out for all), got {limit}")
-    refuse_output_over_inputs(out, images=images_zip, landmarks=landmarks_txt, partition=partition_txt)
     images = zip_images(Path(images_zip))
     landmarks = read_landmarks(Path(landmarks_txt))
     partition = read_partition(Path(partition_txt))

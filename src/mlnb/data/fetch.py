@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from mlnb.data.source import Source, parse_source
 from mlnb.errors import ConfigError, DataError
-from mlnb.io import FILE_MODE, atomic_path, file_md5
+from mlnb.io import FILE_MODE, atomic_path, check_outputs, file_md5
 
 log = logging.getLogger(__name__)
 
@@ -133,13 +133,11 @@ def fetch(
 def _check_local_sources(sources: list[Source], dest: Path) -> None:
     """A configured local source must exist, and must not be the output (replacing it would lose it)."""
     for source in sources:
-        if source.is_remote:
-            continue
-        path = Path(source.target)
-        if not path.is_file():
+        if not source.is_remote and not Path(source.target).is_file():
             raise DataError(f"{source.text}: configured source file is missing (or not a file)")
-        if path.resolve() == dest.resolve() or (dest.exists() and os.path.samefile(path, dest)):
-            raise ConfigError(f"--out {dest} is the source {source.text} itself; write the copy elsewhere")
+    first, *mirrors = sources
+    check_outputs({"--url": None if first.is_remote else first.target,
+                   "--mirror": [source.target for source in mirrors if not source.is_remote]}, {"--out": dest})
 
 
 def _verified_existing(dest: Path, expected: str | None) -> FetchResult | None:

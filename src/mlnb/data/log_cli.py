@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mlnb import tracking
 from mlnb.data.summary import log_data
+from mlnb.io import Folder, check_outputs
 
 
 def configure_parser(parser) -> None:
@@ -20,6 +21,8 @@ def configure_parser(parser) -> None:
 
 
 def run(args) -> int:
+    check_outputs({"--mnist": args.mnist, "--celeba-index": args.celeba_index, "--celeba-zip": args.celeba_zip,
+                   "--heart-index": args.heart_index}, {"--out": Folder(args.out, ("summary.json", "*_preview.png"))})
     summary = log_data(args.mnist, args.celeba_index, args.celeba_zip, args.heart_index, args.out,
                        tracking.TrackingOptions.from_args(args))
     print(json.dumps(summary, indent=2))

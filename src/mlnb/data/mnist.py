@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from mlnb.errors import DataError, describe
-from mlnb.io import atomic_path, refuse_output_over_inputs
+from mlnb.io import atomic_path
 
 UBYTE = 0x08
 IMAGE_SHAPE = (28, 28)
@@ -86,8 +86,6 @@ def load_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.nda
 
 def prepare(train_images: Path, train_labels: Path, test_images: Path, test_labels: Path, out: Path) -> dict[str, int]:
     """Check the four IDX files and pack them into the ``.npz`` ``out``; the digits per split."""
-    refuse_output_over_inputs(out, train_images=train_images, train_labels=train_labels,
-                              test_images=test_images, test_labels=test_labels)
     x_train, y_train = load_split(Path(train_images), Path(train_labels))
     x_test, y_test = load_split(Path(test_images), Path(test_labels))
     # Through an open file: given a name, numpy would add ".npz" to one that lacks it.

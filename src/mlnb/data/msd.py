@@ -20,7 +20,7 @@ import numpy as np
 
 from mlnb.data.archive import safe_extract
 from mlnb.errors import DataError
-from mlnb.io import atomic_path, file_md5, refuse_output_over_inputs
+from mlnb.io import atomic_path, file_md5
 
 #: image_md5/label_md5 let the workflow rerun exactly the jobs whose volumes changed
 #: (tar members keep their old mtimes, so a changed volume can look older than its outputs).
@@ -129,7 +129,6 @@ def index_task(task_dir: Path) -> list[dict[str, str]]:
 
 def prepare(archive: Path, extract_to: Path, out: Path) -> list[dict[str, str]]:
     """Extract ``archive`` safely into ``extract_to``, check every pair and write the index CSV ``out``; its rows."""
-    refuse_output_over_inputs(out, archive=archive)
     safe_extract(archive, extract_to)
     rows = index_task(extract_to)
     with atomic_path(out) as tmp, open(tmp, "w", newline="") as handle:

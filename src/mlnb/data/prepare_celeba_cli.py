@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mlnb.data import celeba
 from mlnb.data.celeba_format import FILES
+from mlnb.io import check_outputs
 
 
 def configure_parser(parser) -> None:
@@ -18,6 +19,8 @@ def configure_parser(parser) -> None:
 
 
 def run(args) -> int:
+    check_outputs({"--images": args.images, "--landmarks": args.landmarks, "--partition": args.partition},
+                  {"--out": args.out})
     counts = celeba.prepare(args.images, args.landmarks, args.partition, args.out, args.limit)
     print(f"CelebA: {counts} -> {args.out}")
     return 0

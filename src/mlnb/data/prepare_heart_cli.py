@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlnb.data import msd
+from mlnb.io import Folder, check_outputs
 
 
 def configure_parser(parser) -> None:
@@ -15,6 +16,7 @@ def configure_parser(parser) -> None:
 
 
 def run(args) -> int:
+    check_outputs({"--archive": args.archive}, {"--extract-to": Folder(args.extract_to), "--out": args.out})
     rows = msd.prepare(args.archive, args.extract_to, args.out)
     print(f"MSD: {len(rows)} image/label pairs checked -> {args.out}")
     return 0

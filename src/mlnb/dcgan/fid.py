@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -98,16 +99,37 @@ class FeatureStats:
             np.savez(tmp, mean=self.mean, covariance=self.covariance, count=self.count, protocol=PROTOCOL)
 
     @classmethod
-    def load(cls, path: str | Path) -> FeatureStats:
+    def load(cls, path: str | Path, features: int | None = None) -> FeatureStats:
+        """The statistics ``save`` wrote to ``path``; of ``features``-d features when given (the Inception's
+        :data:`FEATURES` for a training run's FIDs). DataError for any other file."""
         try:
             with np.load(path) as data:
                 protocol = str(data["protocol"])
-                stats = cls(data["mean"], data["covariance"], int(data["count"]))
-        except (OSError, KeyError, ValueError) as error:
-            raise DataError(f"{path}: not an FID statistics file ({error})") from None
+                mean, covariance, count = data["mean"], data["covariance"], data["count"]
+        except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as error:
+            raise DataError(f"{path}: not an FID statistics file ({type(error).__name__}: {error})") from None
         if protocol != PROTOCOL:
             raise DataError(f"{path}: statistics computed with another protocol ({protocol!r}); recompute them")
-        return stats
+        problem = _stats_problem(mean, covariance, count, features)
+        if problem:
+            raise DataError(f"{path}: not an FID statistics file ({problem})")
+        return cls(mean, covariance, int(count))
+
+
+def _stats_problem(mean: np.ndarray, covariance: np.ndarray, count: np.ndarray, features: int | None) -> str | None:
+    """What is wrong with arrays read as FID statistics, or None."""
+    if mean.ndim != 1 or mean.dtype.kind != "f":
+        return f"mean must be a vector of floats, got {mean.dtype} of shape {mean.shape}"
+    if covariance.shape != (len(mean), len(mean)) or covariance.dtype.kind != "f":
+        side = len(mean)
+        return f"covariance must be {side} x {side} floats, got {covariance.dtype} of shape {covariance.shape}"
+    if not (np.isfinite(mean).all() and np.isfinite(covariance).all()):
+        return "mean or covariance holds NaN or infinity"
+    if count.shape != () or count.dtype.kind not in "iu" or count < 2:
+        return f"count must be a whole number of at least 2 images, got {count!r}"
+    if features is not None and len(mean) != features:
+        return f"statistics of {len(mean)}-d features, not the Inception's {features}"
+    return None
 
 
 def _psd_root(matrix: np.ndarray) -> np.ndarray:

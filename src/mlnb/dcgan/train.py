@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from mlnb.dcgan.face_rate import face_detection_rate
-from mlnb.dcgan.fid import FeatureStats, frechet_distance, inception_features
+from mlnb.dcgan.fid import FEATURES, FeatureStats, frechet_distance, inception_features
 from mlnb.dcgan.images import load_images
 from mlnb.dcgan.network import Discriminator, Generator, sample_z
 from mlnb.dcgan.samples import load_png, sample_grid, save_gif, save_png, save_text, to_uint8, turing_page
@@ -110,7 +110,7 @@ def train_process(name: str, settings: DcganSettings, train: TrainSettings, opti
     # 1. data on the device, once (uint8, scaled to [-1, 1] per batch)
     world.check_divisible(settings.batch_size, "dcgan.batch_size")
     images = load_images(options.data)
-    real_stats = FeatureStats.load(real_stats_path)
+    real_stats = FeatureStats.load(real_stats_path, FEATURES)
     data = DeviceDataset(images, None, setup, scale=(-1.0, 1.0), origin=str(options.data))
     channels, side, _ = data.image_shape
     batches = EpochBatches(len(data), settings.batch_size, setup, seed, "dcgan", name)
@@ -128,7 +128,7 @@ def train_process(name: str, settings: DcganSettings, train: TrainSettings, opti
         checkpoints, fingerprint=checkpoint_fingerprint(settings, train, seed, setup, file_md5(options.data)),
         models={"generator": gen, "discriminator": disc},
         optimizers={"generator": steps.generator_optimizer, "discriminator": steps.discriminator_optimizer},
-        generators={"z": z_generator})
+        generators={"z": z_generator}, writer=world.is_main)
     resumed = checkpointer.restore(setup.device)
     if resumed is not None:
         grid_z = resumed.extra["sample_z"].to(setup.device)

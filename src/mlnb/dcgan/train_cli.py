@@ -11,7 +11,8 @@ from pathlib import Path
 
 from mlnb.dcgan.settings import DcganSettings
 from mlnb.dcgan.train import train_dcgan
-from mlnb.settings import add_settings_arguments, settings_from_args
+from mlnb.io import Folder, check_outputs
+from mlnb.settings import add_settings_arguments, settings_file, settings_from_args
 from mlnb.training.options import add_run_arguments, run_options_from_args
 from mlnb.training.settings import add_train_arguments, train_settings_from_args
 
@@ -27,8 +28,14 @@ def configure_parser(parser) -> None:
 
 
 def run(args) -> int:
+    options = run_options_from_args(args)
+    check_outputs({"--data": options.data, "--real-stats": args.real_stats, "--settings": settings_file(args.settings),
+                   "--train-settings": settings_file(args.train_settings)},
+                  {"--out": Folder(options.out, ("summary.json", "generator.pt", "samples.gif", "turing.html",
+                                                 "samples/*")),
+                   "--timing": options.timing, "--checkpoint-dir": Folder(options.checkpoints("dcgan", args.dataset))})
     summary = train_dcgan(args.dataset, settings_from_args(DcganSettings, args), train_settings_from_args(args),
-                          run_options_from_args(args), args.real_stats, args.faces)
+                          options, args.real_stats, args.faces)
     if summary is None:  # not rank 0 of a data-parallel job
         return 0
     fid = summary["fid"][-1]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlnb.demo.replicas import DATASETS, build_replicas
+from mlnb.settings import config_flag_type
 
 
 def configure_parser(parser) -> None:
@@ -13,7 +14,7 @@ def configure_parser(parser) -> None:
                         help="replica to build (repeatable; default: all three)")
     parser.add_argument("--out", type=Path, required=True,
                         help="folder; each dataset goes to OUT/<dataset>/")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=config_flag_type("seed"), default=0)
 
 
 def run(args) -> int:

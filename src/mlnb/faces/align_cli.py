@@ -15,7 +15,8 @@ import argparse
 
 from mlnb.faces.pipeline import align_faces
 from mlnb.faces.settings import FacesSettings
-from mlnb.settings import add_settings_arguments, settings_from_args
+from mlnb.io import Folder, check_outputs
+from mlnb.settings import add_settings_arguments, settings_file, settings_from_args
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -31,5 +32,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs({"INPUT": args.inputs, "--index": args.index, "--settings": settings_file(args.settings)},
+                  {"--out": Folder(args.out, ("faces.npy", "manifest.csv"))})
     align_faces(args.inputs, args.out, settings_from_args(FacesSettings, args), args.index, args.shard)
     return 0

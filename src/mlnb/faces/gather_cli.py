@@ -7,6 +7,9 @@ import argparse
 from pathlib import Path
 
 from mlnb.faces.gather import gather
+from mlnb.io import Folder, check_outputs
+
+SHARD_FILES = ("faces.npy", "manifest.csv")
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -16,5 +19,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs({"SHARD_DIR": [shard / name for shard in args.shards for name in SHARD_FILES]},
+                  {"--out": Folder(args.out, (*SHARD_FILES, "summary.json"))})
     gather(args.shards, args.out)
     return 0

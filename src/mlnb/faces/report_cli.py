@@ -9,7 +9,8 @@ from pathlib import Path
 from mlnb import tracking
 from mlnb.faces.report import report_faces
 from mlnb.faces.settings import FacesSettings
-from mlnb.settings import add_settings_arguments, settings_from_args
+from mlnb.io import Folder, check_outputs
+from mlnb.settings import add_settings_arguments, settings_file, settings_from_args
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -20,5 +21,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs({"DIR": [args.faces_dir / "faces.npy", args.faces_dir / "summary.json"],
+                   "--settings": settings_file(args.settings)}, {"DIR": Folder(args.faces_dir, ("preview.png",))})
     report_faces(args.faces_dir, settings_from_args(FacesSettings, args), tracking.TrackingOptions.from_args(args))
     return 0

@@ -37,6 +37,8 @@ GATES = {
 }
 #: The blog's XOR run (post 09): iterations to a summed squared error of 1e-5.
 BLOG_XOR_ITERATIONS = 14_543
+#: what train_gates writes into its folder for a gate: GATE.json, GATE_curves.npz ...
+RESULT_SUFFIXES = (".json", "_curves.npz", "_curves.png", "_truth_tables.md")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,6 +179,6 @@ def train_gates(gate: str, settings: GatesSettings, seed: int, out: Path,
             runs.append(train_gate(gate, settings, seed, index, on_log=log))
         result = write_outputs(gate, settings, seed, runs, out)
         tracker.log_metrics({key: value for key, value in result["summary"].items() if value is not None})
-        for suffix in (".json", "_curves.npz", "_curves.png", "_truth_tables.md"):
+        for suffix in RESULT_SUFFIXES:
             tracker.log_artifact(out / f"{gate}{suffix}")
     return result

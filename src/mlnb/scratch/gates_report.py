@@ -16,8 +16,45 @@ from mlnb import tracking
 from mlnb.errors import DataError
 from mlnb.io import atomic_path
 from mlnb.scratch.gates import BLOG_XOR_ITERATIONS, GATES, INPUTS, truth_table_markdown
+from mlnb.settings import schema_problem
 
-RESULT_KEYS = ("gate", "settings", "summary", "runs")
+_COUNT = {"type": "integer", "minimum": 0}
+_ITERATIONS = {"type": ["number", "null"]}
+#: what the report reads of a train-gates <GATE>.json
+RESULT_SCHEMA = {
+    "type": "object",
+    "required": ["gate", "settings", "summary", "runs"],
+    "properties": {
+        "gate": {"enum": list(GATES)},
+        "settings": {
+            "type": "object",
+            "required": ["layers", "transfers", "learning_rate", "momentum", "min_error", "max_iterations"],
+            "properties": {"layers": {"type": "array", "items": {"type": "integer"}},
+                           "transfers": {"type": "array", "items": {"type": "string"}},
+                           "learning_rate": {"type": "number"}, "momentum": {"type": "number"},
+                           "min_error": {"type": "number"}, "max_iterations": {"type": "integer"}},
+        },
+        "summary": {
+            "type": "object",
+            "required": ["seeds", "converged", "all_rows_right", "median_iterations", "min_iterations",
+                         "max_iterations"],
+            "properties": {"seeds": _COUNT, "converged": _COUNT, "all_rows_right": _COUNT,
+                           "median_iterations": _ITERATIONS, "min_iterations": _ITERATIONS,
+                           "max_iterations": _ITERATIONS},
+        },
+        "runs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["seed_index", "converged", "iterations", "error", "outputs"],
+                "properties": {"seed_index": _COUNT, "converged": {"type": "boolean"}, "iterations": _COUNT,
+                               "error": {"type": "number"},
+                               "outputs": {"type": "array", "items": {"type": "number"},
+                                           "minItems": len(INPUTS), "maxItems": len(INPUTS)}},
+            },
+        },
+    },
+}
 
 
 def read_result(path: Path) -> dict:
@@ -27,9 +64,12 @@ def read_result(path: Path) -> dict:
         raise DataError(f"{path}: cannot read ({error.strerror or error})") from None
     except json.JSONDecodeError as error:
         raise DataError(f"{path}: not JSON ({error})") from None
-    missing = [key for key in RESULT_KEYS if not isinstance(result, dict) or key not in result]
+    missing = [key for key in RESULT_SCHEMA["required"] if not isinstance(result, dict) or key not in result]
     if missing:
         raise DataError(f"{path}: not a train-gates result (missing {', '.join(missing)})")
+    problem = schema_problem(RESULT_SCHEMA, result)
+    if problem:
+        raise DataError(f"{path}: not a train-gates result ({problem})")
     return result
 
 
@@ -74,8 +114,6 @@ def report_gates(result_paths: Sequence[Path], out: Path, tracking_options: trac
         raise DataError(f"{', '.join(map(str, result_paths))}: a gate appears twice ({gates})")
     order = list(GATES)
     results.sort(key=lambda result: order.index(result["gate"]) if result["gate"] in order else len(order))
-    if any(len(run["outputs"]) != len(INPUTS) for result in results for run in result["runs"]):
-        raise DataError(f"{out}: a result's truth table does not have {len(INPUTS)} rows")
     report = report_markdown(results)
     with atomic_path(out) as tmp:
         tmp.write_text(report)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlnb import tracking
+from mlnb.io import check_outputs
 from mlnb.scratch.gates_report import report_gates
 
 
@@ -19,5 +20,6 @@ def configure_parser(parser) -> None:
 
 
 def run(args) -> int:
+    check_outputs({"RESULT": args.results}, {"--out": args.out})
     print(report_gates(args.results, args.out, tracking.TrackingOptions.from_args(args)))
     return 0

@@ -12,21 +12,24 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlnb import tracking
-from mlnb.scratch.gates import BLOG_XOR_ITERATIONS, GATES, train_gates
+from mlnb.io import Folder, check_outputs
+from mlnb.scratch.gates import BLOG_XOR_ITERATIONS, GATES, RESULT_SUFFIXES, train_gates
 from mlnb.scratch.settings import GatesSettings
-from mlnb.settings import add_settings_arguments, settings_from_args
+from mlnb.settings import add_settings_arguments, config_flag_type, settings_file, settings_from_args
 
 
 def configure_parser(parser) -> None:
     parser.add_argument("--gate", required=True, choices=list(GATES), help="the logic gate to learn")
-    parser.add_argument("--seed", type=int, required=True,
+    parser.add_argument("--seed", type=config_flag_type("seed"), required=True,
                         help="master seed (seed k draws from (seed, gates, GATE, k))")
     parser.add_argument("--out", type=Path, required=True, help="output folder for <GATE>.json, curves and tables")
     add_settings_arguments(parser, GatesSettings)
-    tracking.add_tracking_arguments(parser)
+    tracking.add_tracking_arguments(parser, system_metrics=True)
 
 
 def run(args) -> int:
+    check_outputs({"--settings": settings_file(args.settings)},
+                  {"--out": Folder(args.out, tuple(f"{args.gate}{suffix}" for suffix in RESULT_SUFFIXES))})
     result = train_gates(args.gate, settings_from_args(GatesSettings, args), args.seed, args.out,
                          tracking.TrackingOptions.from_args(args))
     summary = result["summary"]

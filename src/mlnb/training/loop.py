@@ -6,7 +6,7 @@ add its metrics to running sums (on the device: no host sync per step), log
 their means every ``log_every`` steps, call the command's periodic hooks
 (evaluation, sample grids), checkpoint every ``checkpoint_every`` steps and at
 the end, and stop cleanly between two steps when a stop was requested
-(:mod:`mlnb.stopping`): checkpoint, flush the metrics, raise ``Stopped``.
+(:mod:`mlnb.stopping`): flush the metrics, checkpoint, raise ``Stopped``.
 
 In a data-parallel job (:mod:`mlnb.training.distributed`) every process runs the
 loop: the metrics are averaged over the processes before they are logged or
@@ -17,12 +17,35 @@ they stop).
 Steps are numbered from 1; metrics of step s are logged with ``step=s``. The
 running sums and the training time travel in the checkpoint, so a resumed run
 logs exactly the values, at exactly the steps, of an uninterrupted one.
+
+Every step once, whatever stops the run. A checkpoint at step s is written only
+after the tracker has flushed every metric up to s to the store: when the flush
+fails (the store is down), the run fails before that checkpoint, and the rerun
+resumes from the one before, whose metrics are all in the store. The store may
+hold more than the checkpoint has seen (the tracker also flushes every few
+seconds, and a job can be killed between a flush and the next checkpoint); a
+resumed run computes those steps again, with the same values, and its tracker
+leaves out every point the store already holds (each metric's steps up to the
+last one stored: :meth:`mlnb.tracking.Tracker.log_metrics` on a continued run).
+So nothing is buffered beyond a flush interval, and nothing is logged twice.
+
+A run that diverges stops: whenever the loop leaves the steps (to log, run a
+hook, checkpoint or stop: it waits for the device there anyway) it checks that
+the running sums of the metrics are finite, and it checks every metric a hook
+returns; a NaN or infinity is a :class:`mlnb.errors.DivergenceError` naming the
+steps it came from, raised before the diverged metrics are logged or
+checkpointed and before the command writes its outputs. The sums carry a NaN
+from any step to the next check, so none is missed; the price of not syncing
+every step is that the error names the steps since the last log (up to
+``log_every`` of them), not the first bad one. (Steps that report no metrics,
+the MLP's, are checked through what its epoch hook returns.)
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -31,7 +54,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from mlnb.errors import ConfigError
+from mlnb.errors import ConfigError, DivergenceError
 from mlnb.stopping import Stopped
 from mlnb.training.checkpoint import Checkpointer, Resumed
 from mlnb.training.distributed import World
@@ -53,6 +76,11 @@ class MetricMeans:
             value = value.detach().float()
             self.sums[name] = self.sums[name] + value if name in self.sums else value.clone()
         self.count += 1
+
+    def non_finite(self) -> dict[str, float]:
+        """The metrics whose sum is NaN or infinite (a step since the last take diverged), with those sums."""
+        sums = {name: float(total) for name, total in self.sums.items()}
+        return {name: total for name, total in sums.items() if not math.isfinite(total)}
 
     def take(self) -> dict[str, float]:
         """The means since the last take (one host sync), and start over."""
@@ -151,9 +179,20 @@ class TrainingLoop:
     def _timed_step(self, step_fn: StepFn, step: int) -> None:
         began = time.perf_counter()
         self.means.add(step_fn(step))
-        if self._leaves_the_steps(step):
+        leaves = self._leaves_the_steps(step)
+        if leaves:
             self._synchronize()  # the device's queued work counts as training time, not the hook's
         self.train_seconds += time.perf_counter() - began
+        if leaves:
+            first = step - self.means.count + 1  # the sums hold the steps since the last log
+            steps = f"steps {first}-{step}" if first < step else f"step {step}"
+            self._refuse_divergence(self.means.non_finite(), steps)
+
+    def _refuse_divergence(self, non_finite: Mapping[str, float], steps: str) -> None:
+        if non_finite:
+            values = ", ".join(f"{name} {value}" for name, value in sorted(non_finite.items()))
+            raise DivergenceError(f"{self.description}: training diverged in {steps} ({values}): stopped "
+                                  "without writing outputs (a lower learning rate may help)")
 
     def _leaves_the_steps(self, step: int) -> bool:
         """Whether anything but a step (a log, hook, checkpoint or stop) follows ``step``."""
@@ -188,6 +227,8 @@ class TrainingLoop:
     def _run_hook(self, hook: Hook, step: int) -> None:
         metrics = hook.call(step, self)
         if metrics:
+            self._refuse_divergence({name: value for name, value in metrics.items() if not math.isfinite(value)},
+                                    f"step {step}")
             self.tracker.log_metrics(metrics, step=step)
 
     def _checkpoint(self, step: int) -> None:
@@ -196,8 +237,8 @@ class TrainingLoop:
             return
         loop_state = {"means": self.means.state_dict(), "train_seconds": self.train_seconds,
                       "last_metrics": self.last_metrics}
+        self.tracker.flush()  # first: a checkpoint never gets ahead of the store (see the module's docstring)
         self.checkpointer.save(step, self.tracker.run_id, extra={**self.extra, "loop": loop_state})
-        self.tracker.flush()  # what is logged matches what the checkpoint has seen
 
     def _synchronize(self) -> None:
         if self.device.type == "cuda":

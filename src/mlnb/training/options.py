@@ -13,6 +13,7 @@ import dataclasses
 from pathlib import Path
 
 from mlnb import tracking
+from mlnb.settings import config_flag_type
 from mlnb.training.checkpoint import checkpoint_folder
 
 
@@ -38,12 +39,13 @@ def add_run_arguments(parser: argparse.ArgumentParser, data_help: str, out_help:
     """The flags of :class:`RunOptions` (and MLflow's), with the same defaults in every training command."""
     parser.add_argument("--data", type=Path, required=True, help=data_help)
     parser.add_argument("--out", type=Path, required=True, help=out_help)
-    parser.add_argument("--seed", type=int, default=0, help="master seed (weights, batches, dropout, noise)")
+    parser.add_argument("--seed", type=config_flag_type("seed"), default=0,
+                        help="master seed (weights, batches, dropout, noise)")
     parser.add_argument("--timing", type=Path, help="JSON file for the wall times (kept out of --out)")
     parser.add_argument("--rule", default="by-hand", help="the Snakemake rule running it (an MLflow tag)")
     parser.add_argument("--checkpoint-dir", type=Path,
                         help="checkpoint folder (default: results/checkpoints/<stage>/<run>)")
-    tracking.add_tracking_arguments(parser)
+    tracking.add_tracking_arguments(parser, system_metrics=True)
 
 
 def run_options_from_args(args: argparse.Namespace) -> RunOptions:
