@@ -15,6 +15,7 @@ import pytest
 from mlnb import tracking
 from mlnb.errors import ConfigError
 from mlnb.stopping import SignalExit, Stopped
+from tests.mlflow_server import refusing_server
 
 
 def make_args(uri, *extra, experiment="tests"):
@@ -343,3 +344,55 @@ def test_step_images_are_logged_under_their_key_with_the_step(uri):
     pngs = [name.removeprefix("images/").split("+") for name in names if name.endswith(".png")]
     assert sorted((parts[0], parts[1], int(parts[2])) for parts in pngs) == [("samples", "step", 10),
                                                                              ("samples", "step", 20)]
+
+
+@pytest.mark.parametrize("timeout", [0.5, 1, 2, 3, 7.5, 60])
+def test_mlflows_attempts_at_one_request_fit_in_the_timeout_and_the_environment_is_restored(timeout, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "120")
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    before = dict(os.environ)
+    with tracking.request_bounds(timeout):
+        attempts = int(os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]) + 1
+        assert attempts * int(os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"]) <= max(timeout, 1)
+        assert {os.environ[f"MLFLOW_HTTP_REQUEST_BACKOFF_{name}"] for name in ("FACTOR", "JITTER")} == {"0"}
+    assert dict(os.environ) == before
+
+
+def test_a_tracker_whose_server_is_gone_says_so_once_and_then_waits_no_more():
+    with refusing_server() as url, tracking.request_bounds(2):
+        tracker = tracking.Tracker("0123456789abcdef", mlflow.MlflowClient(url), timeout=2)
+        with pytest.raises(tracking.TrackingServerError, match=f"^MLflow tracking server {url}: Connection refused"):
+            tracker.log_params({"size": 32})
+        tracker.log_metrics({"loss": 1.0}, step=1)
+        tracker.flush()
+        tracker.log_artifact(__file__)
+        tracker.terminate("FAILED")
+        assert tracker.server_lost
+
+
+def test_tags_are_strings_before_they_reach_mlflow():
+    assert tracking.tag_values({"mlnb.processes": 2, "ok": True, "none": None}) == {
+        "mlnb.processes": "2", "ok": "True", "none": "None"}
+
+
+def test_a_logged_pytorch_model_is_filed_under_its_run_and_loads_back(uri, tmp_path, monkeypatch):
+    import mlflow.pytorch
+    import torch
+
+    monkeypatch.chdir(tmp_path)  # where MLflow would put a model of its default experiment (./mlruns)
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(3, 2)
+    example = np.ones((2, 3), np.float32)
+    with tracking.tracked_run(make_args(uri), "unit") as tracker:
+        tracker.log_pytorch_model(layer, "linear", input_example=example)
+        assert mlflow.MlflowClient(uri).get_run(tracker.run_id).info.status == "RUNNING"
+        run_id = tracker.run_id
+    run = mlflow.MlflowClient(uri).get_run(run_id)
+    [output] = run.outputs.model_outputs
+    model = mlflow.MlflowClient(uri).get_logged_model(output.model_id)
+    assert (model.experiment_id, model.source_run_id, run.info.status) == (run.info.experiment_id, run_id, "FINISHED")
+    assert not (tmp_path / "mlruns").exists() and mlflow.active_run() is None
+    mlflow.set_tracking_uri(uri)
+    loaded = mlflow.pytorch.load_model(f"models:/{model.model_id}")
+    with torch.no_grad():
+        assert torch.equal(loaded(torch.from_numpy(example)), layer(torch.from_numpy(example)))

@@ -149,7 +149,8 @@ def test_the_cnn_is_an_mlflow_pytorch_model_that_classifies_a_batch(logged):
     run = runs["cnn-quick"]
     [output] = run.outputs.model_outputs
     model = mlflow.MlflowClient(url).get_logged_model(output.model_id)
-    assert model.name == "cnn" and model.source_run_id == run.info.run_id
+    assert (model.name, model.source_run_id, model.experiment_id) == ("cnn", run.info.run_id, run.info.experiment_id)
+    assert run.info.status == "FINISHED"  # logging the model left it running until the command ended it
     mlflow.set_tracking_uri(url)
     loaded = mlflow.pytorch.load_model(f"models:/{model.model_id}")
     signature = mlflow.models.get_model_info(f"models:/{model.model_id}").signature

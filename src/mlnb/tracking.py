@@ -584,14 +584,17 @@ class Tracker:
         from mlflow.models import infer_signature
 
         pip_requirements = pip_requirements or [f"torch=={torch.__version__.split('+')[0]}"]
-
         module = copy.deepcopy(model).cpu().eval()
         with torch.no_grad():
             output = module(torch.from_numpy(input_example)).numpy()
-        mlflow.set_tracking_uri(self._client.tracking_uri)  # MLflow's model logging takes the global URI
-        self._write(mlflow.pytorch.log_model, module, name=name, input_example=input_example,
-                    signature=infer_signature(input_example, output), pip_requirements=pip_requirements,
-                    run_id=self.run_id)
+        # MLflow files a model under the active run's experiment (else the default one), at the global URI
+        mlflow.set_tracking_uri(self._client.tracking_uri)
+        self._write(mlflow.start_run, run_id=self.run_id)
+        try:
+            self._write(mlflow.pytorch.log_model, module, name=name, input_example=input_example,
+                        signature=infer_signature(input_example, output), pip_requirements=pip_requirements)
+        finally:
+            self._write(mlflow.end_run, "RUNNING")  # no longer the active run, but still running: tracked_run ends it
 
     def terminate(self, status: str) -> None:
         if self.active:
