@@ -48,7 +48,7 @@ with open("probed.json", "w") as handle:
         "peaks": [augment_peak_bytes(*case) for case in cases["peaks"]],
         "launchers": [train_launcher(processes) for processes in cases["processes"]],
         "celeba_files": RAW_FILES["celeba"],
-        "env_names": [TRACKING_URI_ENV, EXPERIMENT_ENV, JOB_ENV],
+        "env_names": [TRACKING_URI_ENV, EXPERIMENT_ENV, JOB_ENV, TRACKING_TIMEOUT_ENV],
         "operational": {section: sorted(keys) for section, keys in OPERATIONAL_KEYS.items()},
     }, handle)
 '''
@@ -86,7 +86,8 @@ def test_the_augment_memory_request_is_the_package_estimate(probed):
 def test_facts_restated_from_the_package_agree(probed):
     assert probed["launchers"] == [launcher(processes) for processes in (1, 2, 4)]
     assert probed["celeba_files"] == celeba_format.FILES
-    assert probed["env_names"] == [job_runs.TRACKING_URI_ENV, job_runs.EXPERIMENT_ENV, job_runs.JOB_ENV]
+    assert probed["env_names"] == [job_runs.TRACKING_URI_ENV, job_runs.EXPERIMENT_ENV, job_runs.JOB_ENV,
+                                    job_runs.TRACKING_TIMEOUT_ENV]
     assert probed["operational"] == {section: sorted(operational_keys(section))
                                      for section in config_schema()["properties"]}
     assert probed["operational"]["train"] == ["checkpoint_every", "gpu", "processes", "threads"]

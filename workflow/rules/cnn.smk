@@ -72,7 +72,8 @@ for cnn_variant in CNN_VARIANTS:
                 "--seed {params.seed} --settings {params.settings:q} --train-settings {params.train:q} "
                 "--threads {threads} --checkpoint-every {resources.checkpoint_every} --out {params.out} "
                 "--timing {output.timing} --checkpoint-dir {params.checkpoints} --rule {params.rule} "
-                "{params.tracking} > {log} 2>&1"
+                "{params.tracking} > {log} 2>&1",
+                training=True,
             )
 
 

@@ -51,17 +51,25 @@ with open(workflow.source_path(CONFIG_SCHEMA)) as handle:
 # directory, which every job shares, on Slurm too). Jobs and the logger plugin read it from the environment
 # (mlnb.job_runs' names), not from a param: a moved project, or a new store, reruns nothing.
 TRACKING_URI_ENV, EXPERIMENT_ENV, JOB_ENV = "MLNB_TRACKING_URI", "MLNB_EXPERIMENT", "MLNB_JOB"
+# Operational: the bound on every MLflow request (the plugin's too) and the training runs' system-metrics interval.
+TRACKING_TIMEOUT_ENV, SYSTEM_METRICS_ENV = "MLNB_TRACKING_TIMEOUT", "MLNB_SYSTEM_METRICS_INTERVAL"
 os.environ[TRACKING_URI_ENV] = config["mlflow"]["tracking_uri"] or "default"
 os.environ[EXPERIMENT_ENV] = config["mlflow"]["experiment"]
+os.environ[TRACKING_TIMEOUT_ENV] = str(config["mlflow"]["timeout"])
+os.environ[SYSTEM_METRICS_ENV] = str(config["mlflow"]["system_metrics_interval"])
 EXPERIMENT_MARKER = "results/mlflow/experiment.json"
 
 
-def job_shell(command):
-    """A tracked rule's shell command: it logs to the store in the environment, its job named in MLNB_JOB
-    by its (one) log file, so the stage's run nests in the job's run of the logger plugin (mlnb.job_runs)."""
+def job_shell(command, training=False):
+    """A tracked rule's shell command: it logs to the store in the environment, each request bounded by
+    mlflow.timeout, its job named in MLNB_JOB by its (one) log file, so the stage's run nests in the job's run
+    of the logger plugin (mlnb.job_runs); a training command also samples system metrics."""
     if "{params.tracking}" not in command:
         raise ValueError(f"job_shell: a tracked rule's command passes {{params.tracking}}: {command}")
-    command = command.replace("{params.tracking}", f'--tracking-uri "${TRACKING_URI_ENV}" {{params.tracking}}')
+    store = f'--tracking-uri "${TRACKING_URI_ENV}" --tracking-timeout "${TRACKING_TIMEOUT_ENV}"'
+    if training:
+        store += f' --system-metrics-interval "${SYSTEM_METRICS_ENV}"'
+    command = command.replace("{params.tracking}", f"{store} {{params.tracking}}")
     return f"export {JOB_ENV}={{log:q}}; {command}"
 
 

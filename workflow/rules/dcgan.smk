@@ -90,5 +90,6 @@ rule train_dcgan:
             "--real-stats {input.real_stats} --seed {params.seed} {params.faces} --settings {params.settings:q} "
             "--train-settings {params.train:q} --threads {threads} --checkpoint-every {resources.checkpoint_every} "
             "--out {params.out} --checkpoint-dir {params.checkpoints} --timing {output.timing} --rule train_dcgan "
-            "{params.tracking} > {log} 2>&1"
+            "{params.tracking} > {log} 2>&1",
+            training=True,
         )

@@ -43,7 +43,8 @@ rule train_gates:
     shell:
         job_shell(
             "mlnb train-gates --gate {wildcards.gate} --seed {params.seed} --settings {params.settings:q} "
-            "--out {params.out} {params.tracking} > {log} 2>&1"
+            "--out {params.out} {params.tracking} > {log} 2>&1",
+            training=True,
         )
 
 
@@ -104,5 +105,6 @@ rule train_mlp:
             "mlnb train-mlp --data {input.data} --device {params.device} --seed {params.seed} "
             "--settings {params.settings:q} --threads {threads} --checkpoint-every {resources.checkpoint_every} "
             "--out {params.out} --timing {output.timing} --checkpoint-dir {params.checkpoints} --rule train_mlp "
-            "{params.tracking} > {log} 2>&1"
+            "{params.tracking} > {log} 2>&1",
+            training=True,
         )
