@@ -200,9 +200,9 @@ CASES = [
     ("report-ladder/wrong-typed-result", "report-ladder {tmp}/bad_cnn_result.json --out {tmp}/l.md",
      r"bad_cnn_result\.json: not a train-cnn result \(settings: \[\] is not of type 'object'\)"),
     ("report-ladder/timing-not-json", "report-ladder {tmp}/cnn_result.json --timing {text} --out {tmp}/l.md",
-     r"notes\.txt: cannot read the CNN timing"),
+     r"notes\.txt: the train-cnn timing file is not JSON"),
     ("report-ladder/timing-without-variant", "report-ladder {tmp}/cnn_result.json --timing {record} --out {tmp}/l.md",
-     r"record\.json: not a train-cnn timing file \(the whole: 'variant' is a required property\)"),
+     r"record\.json: not a train-cnn timing file \(missing variant\)"),
     # train-gates
     ("train-gates/layers-not-a-gate", "train-gates --gate XOR --seed 1 --out {tmp}/g --layers 3 2 1",
      r"gates\.layers \[3, 2, 1\]: a gate has 2 inputs and 1 output"),
@@ -217,7 +217,7 @@ CASES = [
     ("train-gates/unknown-gate", "train-gates --gate NAND --seed 1 --out {tmp}/g", r"--gate: invalid choice: 'NAND'"),
     # report-gates
     ("report-gates/missing-result", "report-gates {missing} --out {tmp}/r.md", r"missing\.bin: cannot read"),
-    ("report-gates/result-not-json", "report-gates {text} --out {tmp}/r.md", r"notes\.txt: not JSON"),
+    ("report-gates/result-not-json", "report-gates {text} --out {tmp}/r.md", r"notes\.txt: the train-gates result is not JSON"),
     ("report-gates/wrong-typed-result", "report-gates {tmp}/bad_gates.json --out {tmp}/r.md",
      r"bad_gates\.json: not a train-gates result \(runs: 'x' is not of type 'array'\)"),
     ("report-gates/unknown-gate", "report-gates {tmp}/nand_gates.json --out {tmp}/r.md",

@@ -111,10 +111,12 @@ CASES = [
     ("train-dcgan/out-is-the-data", "train-dcgan --data {npz} --dataset mnist --real-stats {tmp}/stats.npz "
      "--out {npz} --device cpu", r"--out \S*mnist\.npz is the input --data itself"),
     ("train-dcgan/summary-over-the-statistics", "train-dcgan --data {npz} --dataset mnist --real-stats "
-     "{shard}/samples/s.png --out {shard} --device cpu", r"--out \S*shard would replace the input --real-stats "),    ("prepare-segment/out-over-the-index", "prepare-segment --index {tmp}/index.json --out {tmp}",
+     "{shard}/samples/s.png --out {shard} --device cpu", r"--out \S*shard would replace the input --real-stats "),
+    ("prepare-segment/out-over-the-index", "prepare-segment --index {tmp}/index.json --out {tmp}",
      r"--out \S* would replace the input --index \S*index\.json \(the command writes index\.json there\)"),
     ("train-segment/timing-is-the-folds", "train-segment --data {shard} --folds-file {tmp}/summary.json --arm none "
-     "--fold 0 --out {tmp}/o --timing {tmp}/summary.json", r"--timing \S*summary\.json is the input --folds-file itself"),
+     "--fold 0 --out {tmp}/o --timing {tmp}/summary.json",
+     r"--timing \S*summary\.json is the input --folds-file itself"),
     ("train-segment/metrics-over-the-folds", "train-segment --data {shard} --folds-file {tmp}/metrics.json --arm none "
      "--fold 0 --out {tmp}", r"--out \S* would replace the input --folds-file \S*metrics\.json"),
     ("report-segment/out-is-a-metrics-file", "report-segment {tmp}/result.json --out {tmp}/result.json "

@@ -52,9 +52,10 @@ def free_port() -> int:
 def test_the_section_is_config_yaml_with_each_configfile_merged_over_it(project):
     (project / "a.yaml").write_text("mlflow:\n  experiment: first\n")
     (project / "b.yaml").write_text("mlflow:\n  tracking_uri: sqlite:///elsewhere.db\n")
-    assert workflow_section("mlflow") == {"tracking_uri": None, "experiment": "mlnb", "timeout": 60}
+    defaults = {"timeout": 60, "system_metrics_interval": 2}
+    assert workflow_section("mlflow") == {"tracking_uri": None, "experiment": "mlnb", **defaults}
     assert workflow_section("mlflow", [Path("a.yaml"), Path("b.yaml")]) == {
-        "tracking_uri": "sqlite:///elsewhere.db", "experiment": "first", "timeout": 60}
+        "tracking_uri": "sqlite:///elsewhere.db", "experiment": "first", **defaults}
 
 
 def test_the_demo_config_names_the_demo_experiment(project):
@@ -73,7 +74,8 @@ def test_a_missing_store_is_named_with_what_to_do(project, caplog):
 @pytest.mark.parametrize(("configfile", "message"), [
     ("mlflow:\n  tracking_uri: http://mlflow.example.org:5000\n",
      r"mlflow\.tracking_uri http://mlflow\.example\.org:5000 is a tracking server already"),
-    ("mlflow:\n  experiment: ''\n", r"config files config\.yaml, edit\.yaml: mlflow\.experiment: '' should be non-empty"),
+    ("mlflow:\n  experiment: ''\n",
+     r"config files config\.yaml, edit\.yaml: mlflow\.experiment: '' should be non-empty"),
     ("mlflow: [1]\n", r"config files config\.yaml, edit\.yaml: mlflow: expected a mapping"),
     ("- not a mapping\n", r"config file edit\.yaml: expected a mapping of config sections"),
     ("mlflow: {\n", r"config file edit\.yaml: not valid YAML"),
@@ -131,7 +133,7 @@ def wait_until_it_answers(url: str, server: subprocess.Popen, seconds: float = 1
                 return
         except OSError:
             if server.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"mlnb ui did not answer at {url} (exit {server.poll()}): "
+                raise AssertionError(  # noqa: B904 -- the server's state, not the refused connection, is the newsf"mlnb ui did not answer at {url} (exit {server.poll()}): "
                                      f"{server.stderr.read()[-3000:] if server.poll() is not None else ''}")
             time.sleep(0.5)
 
@@ -178,8 +180,8 @@ def test_it_serves_the_store_on_127_0_0_1_and_stops_with_its_workers(project, ml
     finally:
         code = stop(server)
     printed = server.stdout.read()
-    assert f"MLflow UI of sqlite:///{store / 'mlflow.db'}: {base}/#/experiments/{experiment['experiment_id']}/runs?workflowType=machine_learning" \
-        in printed, printed
+    runs_page = f"{base}/#/experiments/{experiment['experiment_id']}/runs?workflowType=machine_learning"
+    assert f"MLflow UI of sqlite:///{store / 'mlflow.db'}: {runs_page}" in printed, printed
     assert code == 128 + signal.SIGTERM
     assert [pid for pid in running if Path(f"/proc/{pid}").exists()] == []
     with socket.socket() as probe:

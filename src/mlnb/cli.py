@@ -35,7 +35,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fid-stats": ("mlnb.dcgan.stats_cli", "Inception statistics of a dataset's images, cached for FID"),
     "train-cnn": ("mlnb.cnn.train_cli", "train one variant of the blog's MNIST CNN ladder (resumable, tracked)"),
     "report-ladder": ("mlnb.cnn.report_cli", "the CNN ladder as a Markdown table beside the blog's accuracies"),
-    "train-gates": ("mlnb.scratch.train_gates_cli", "train the from-scratch network on a logic gate over several seeds"),
+    "train-gates": ("mlnb.scratch.train_gates_cli",
+                    "train the from-scratch network on a logic gate over several seeds"),
     "report-gates": ("mlnb.scratch.report_gates_cli", "one Markdown report of the gates over seeds, beside the blog"),
     "train-mlp": ("mlnb.scratch.train_mlp_cli", "train the from-scratch network on MNIST with mini-batches"),
     "train-dcgan": ("mlnb.dcgan.train_cli", "train the blog's DCGAN on packed images (resumable, tracked, FID)"),
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlnb", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (module, help_text) in COMMANDS.items():
+    for name, (_, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
     return parser
 

@@ -6,9 +6,9 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-from tests.augment.augment_helpers import make_pair
 
 from mlnb.augment import Pair
+from tests.augment.augment_helpers import make_pair
 
 
 @pytest.fixture(params=["grey", "rgb", "volume"])

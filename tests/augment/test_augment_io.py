@@ -7,12 +7,12 @@ import gzip
 import nibabel as nib
 import numpy as np
 import pytest
-from tests.augment.augment_helpers import write_nifti_pair, write_picture_pair
 from PIL import Image
 
 from mlnb.augment import CropToSegmentation, Normalise, Resample, Rotate, augment
 from mlnb.augment.io import read_pair, write_image, write_segmentation
 from mlnb.errors import DataError
+from tests.augment.augment_helpers import write_nifti_pair, write_picture_pair
 
 
 @pytest.mark.parametrize("seg_dtype", [np.uint8, np.int16])

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from tests.augment.augment_helpers import make_pair
 from PIL import Image
 
 from mlnb.augment import Rotate, augment
 from mlnb.augment.preview import CELL, LABEL_COLOURS, OVERLAY_ALPHA, is_own_preview, preview_image, write_preview
+from tests.augment.augment_helpers import make_pair
 
 
 def panels(picture: np.ndarray) -> dict[str, np.ndarray]:

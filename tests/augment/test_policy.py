@@ -6,12 +6,12 @@ import dataclasses
 
 import numpy as np
 import pytest
-from tests.augment.augment_helpers import policy as make_policy
 
 from mlnb.augment import CropToSegmentation, Flip, Intensity, Normalise, Resample, Rotate, Scale, SliceShift, Translate
 from mlnb.augment.policy import BLOG_TRANSFORMS, RandomFlip, RandomPolicy, copy_generator
 from mlnb.augment.settings import AugmentSettings
 from mlnb.errors import ConfigError
+from tests.augment.augment_helpers import policy as make_policy
 
 ORDER = [Rotate, Scale, Intensity, Flip, Translate, SliceShift]
 

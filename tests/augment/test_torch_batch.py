@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tests.augment.augment_helpers import make_pair
-from tests.augment.augment_helpers import policy as make_policy
 
 from mlnb.augment import (
     CropToSegmentation,
@@ -22,6 +20,8 @@ from mlnb.augment import (
 )
 from mlnb.augment.torch_batch import augment_batch, default_device, random_chains
 from mlnb.errors import ConfigError
+from tests.augment.augment_helpers import make_pair
+from tests.augment.augment_helpers import policy as make_policy
 
 CHAINS = [
     [Rotate(7.0)],

@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlnb.augment import affine
 from mlnb.augment import (
     CropToSegmentation,
     Flip,
@@ -20,10 +19,10 @@ from mlnb.augment import (
     SliceShift,
     Transform,
     Translate,
+    affine,
     augment,
 )
 from mlnb.errors import DataError, MlnbError
-
 from tests.augment.augment_helpers import THRESHOLD, make_pair, warped_wave, wave_pair
 
 MODES = ("fused", "sequential")

@@ -19,14 +19,13 @@ import pytest
 import torch
 from scipy import ndimage
 
-from tests.augment.augment_helpers import warped_wave, wave_pair
-
 from mlnb import cli
 from mlnb.augment import Normalise, Pair, Rotate, Translate, affine, augment
 from mlnb.augment.pair import Trace
 from mlnb.augment.policy import copy_generator
 from mlnb.augment.settings import AugmentSettings
 from mlnb.augment.torch_batch import augment_batch, random_chains
+from tests.augment.augment_helpers import warped_wave, wave_pair
 
 DIMS = (224, 224, 8)
 PAIRS = 6

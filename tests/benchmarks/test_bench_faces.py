@@ -159,8 +159,8 @@ def test_alignment_throughput(celeba_zip, tmp_path):
     with zipfile.ZipFile(celeba_zip) as archive:
         for name, count, reuse in (("naive", NAIVE_IMAGES, False), ("openface", OPENFACE_IMAGES, True)):
             (tmp_path / name).mkdir()
-            found, wall, _ = timed(lambda: loop_align(archive, members[:count], tmp_path / name,
-                                                      aligner.landmarker.predictor, reuse))
+            found, wall, _ = timed(lambda count=count, name=name, reuse=reuse: loop_align(
+                archive, members[:count], tmp_path / name, aligner.landmarker.predictor, reuse))
             loops[name] = (count / wall, found, count)
         stages = stage_costs(archive, members[:STAGE_IMAGES], aligner)
     per_core, naive, openface = project["per_cpu_second"], loops["naive"][0], loops["openface"][0]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 
@@ -24,11 +25,12 @@ def test_mnist_summary_counts_classes(tmp_path):
 
 
 def test_heart_summary_counts_label_voxels(tmp_path):
-    replicas.build("heart", tmp_path / "replica", seed=2)
+    record = replicas.build("heart", tmp_path / "replica", seed=2)
     rows = msd.prepare(tmp_path / "replica" / "Task02_Heart.tar", tmp_path / "x", tmp_path / "index.csv")
     stats, preview = summary.heart_summary(tmp_path / "index.csv", tile=64)
-    assert stats["cases"] == len(rows) == 4
-    assert sum(v for k, v in stats.items() if k.startswith("label_")) == 4 * 88 * 104 * 40
+    assert stats["cases"] == len(rows) == 8
+    voxels = sum(math.prod(case["crop"]) for case in record["cases"].values())
+    assert sum(v for k, v in stats.items() if k.startswith("label_")) == voxels
     assert preview.shape[2] == 3
 
 
@@ -66,7 +68,7 @@ def test_log_data_writes_the_summary_and_previews_and_logs_its_run(tmp_path, mlf
     logged = summary.log_data(mnist_npz, celeba_index, celeba_zip, heart_index, out,
                               TrackingOptions(tracking_uri=mlflow_uri, experiment="tests"))
     assert json.loads((out / "summary.json").read_text()) == logged
-    assert logged["mnist"]["train_images"] == 4000 and logged["heart"]["cases"] == 4
+    assert logged["mnist"]["train_images"] == 4000 and logged["heart"]["cases"] == 8
     assert sorted(path.name for path in out.iterdir()) == [
         "celeba_preview.png", "heart_preview.png", "mnist_preview.png", "summary.json"]
     client = mlflow.MlflowClient(mlflow_uri)

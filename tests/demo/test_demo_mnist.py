@@ -8,7 +8,8 @@ from mlnb.demo import replicas
 
 def test_mnist_replica_is_real_mnist_in_idx(tmp_path):
     replicas.build("mnist", tmp_path, seed=5)
-    x_train, y_train = mnist.load_split(tmp_path / "train-images-idx3-ubyte.gz", tmp_path / "train-labels-idx1-ubyte.gz")
+    x_train, y_train = mnist.load_split(tmp_path / "train-images-idx3-ubyte.gz",
+                                        tmp_path / "train-labels-idx1-ubyte.gz")
     x_test, y_test = mnist.load_split(tmp_path / "t10k-images-idx3-ubyte.gz", tmp_path / "t10k-labels-idx1-ubyte.gz")
     assert (len(x_train), len(x_test)) == (4000, 1000)
     assert np.bincount(np.concatenate([y_train, y_test])).tolist() == [500] * 10

@@ -144,5 +144,5 @@ def test_train_gates_and_the_report_from_python_write_what_the_commands_write(tm
 def test_report_refuses_a_file_that_is_not_a_gate_result(tmp_path, caplog):
     (tmp_path / "other.json").write_text('{"gate": "XOR"}')
     assert cli.main(["report-gates", str(tmp_path / "other.json"), "--out", str(tmp_path / "r.md")]) == 2
-    assert "other.json: not a train-gates result (missing settings, summary, runs)" in caplog.text
+    assert "other.json: not a train-gates result (missing runs, settings, summary)" in caplog.text
     assert not (tmp_path / "r.md").exists()

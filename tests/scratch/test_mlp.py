@@ -139,7 +139,7 @@ def test_train_mlp_writes_a_reproducible_result_and_a_model_that_loads_back(tmp_
     assert run.data.params["batch_size"] == "10"
     assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"result.json", "model.npz", "confusion.png",
                                                                         "misclassified.png"}
-    assert [path.name for path in (tmp_path / "first_ckpt").iterdir()] == ["final.pt"]  # a finished run
+    assert sorted(path.name for path in (tmp_path / "first_ckpt").iterdir()) == [".lock", "final.pt"]  # a finished run
 
 
 

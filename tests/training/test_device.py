@@ -6,8 +6,15 @@ import torch
 from torch import nn
 
 from mlnb.errors import ConfigError
-from mlnb.training.device import (build_model, choose_device, cpu_threads, generator, maybe_compile, setup_device,
-                               torch_threads)
+from mlnb.training.device import (
+    build_model,
+    choose_device,
+    cpu_threads,
+    generator,
+    maybe_compile,
+    setup_device,
+    torch_threads,
+)
 
 
 def tiny_cnn() -> nn.Module:

@@ -13,14 +13,13 @@ import pytest
 import torch
 import torch.multiprocessing
 
-from mlnb.errors import ConfigError
 from mlnb.cnn.network import SeededDropout
-from mlnb.stopping import StopRequest, Stopped
+from mlnb.errors import ConfigError
+from mlnb.stopping import Stopped, StopRequest
 from mlnb.training.checkpoint import Checkpointer, load_checkpoint
 from mlnb.training.distributed import World, launched_world, process_group, rank_device
 from mlnb.training.launch import torchrun_options
 from mlnb.training.loop import Hook, TrainingLoop
-
 
 # --- one process: the shard logic ---------------------------------------------------------------------
 

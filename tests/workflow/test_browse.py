@@ -84,7 +84,8 @@ def ui(demo_dir):
     install_requirements()
     port = free_port()
     log = (demo_dir / "results" / "logs" / "ui.log").open("w")
-    server = subprocess.Popen([sys.executable, "-m", "mlnb.cli", "ui", "--configfile", DEMO_CONFIG, "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "mlnb.cli", "ui", "--configfile", DEMO_CONFIG,
+                               "--port", str(port)],
                               cwd=demo_dir, stdout=subprocess.PIPE, stderr=log, text=True)
     try:
         printed = server.stdout.readline()  # printed before the server starts
@@ -140,16 +141,19 @@ def listed_runs(page) -> dict[str, str]:
     """Run id -> name of every row of the runs table, once every row with child runs is expanded."""
     expanded: set[str] = set()
     while True:
-        parents = page.eval_on_selector_all(f"{NAME_ROWS}:has({EXPANDER})", "rows => rows.map(r => r.getAttribute('row-id'))")
+        parents = page.eval_on_selector_all(f"{NAME_ROWS}:has({EXPANDER})",
+                                            "rows => rows.map(r => r.getAttribute('row-id'))")
         collapsed = [row for row in parents if row not in expanded]
         if not collapsed:
             break
         shown = page.locator(NAME_ROWS).count()
         page.locator(f"{NAME_ROWS}[row-id='{collapsed[0]}'] {EXPANDER}").click()
         expanded.add(collapsed[0])
-        page.wait_for_function("([rows, shown]) => document.querySelectorAll(rows).length > shown", arg=[NAME_ROWS, shown])
+        page.wait_for_function("([rows, shown]) => document.querySelectorAll(rows).length > shown",
+                               arg=[NAME_ROWS, shown])
     return dict(page.eval_on_selector_all(
-        NAME_ROWS, "rows => rows.map(r => [r.getAttribute('row-id'), r.querySelector('a[href*=\"/runs/\"]').innerText])"))
+        NAME_ROWS,
+        "rows => rows.map(r => [r.getAttribute('row-id'), r.querySelector('a[href*=\"/runs/\"]').innerText])"))
 
 
 def test_the_experiment_page_lists_every_run_of_every_stage(demo_dir, ui, page):

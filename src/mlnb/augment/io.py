@@ -20,6 +20,7 @@ from mlnb.augment.pair import Augmented, Pair
 from mlnb.errors import DataError
 from mlnb.io import atomic_path
 
+
 @dataclasses.dataclass
 class ImageFile:
     """A file read from disk and what writing its augmented version needs."""

@@ -5,7 +5,8 @@ into pull matrices, turned into ``affine_grid`` thetas and applied with one
 ``grid_sample`` per batch, on whatever device the tensors are on (the GPU when
 there is one). Images use bicubic (order 3), bilinear (1) or nearest (0)
 sampling — the same cubic kernel as OpenCV's — segmentations nearest; image
-edges repeat (``padding_mode='border'``), segmentations are padded with 0. Layout is channels first: ``(N, depth, H, W)``
+edges repeat (``padding_mode='border'``), segmentations are padded with 0. Layout is channels first:
+``(N, depth, H, W)``
 with depth = 1 (grey), 3 (RGB) or the slices of a volume; segmentations are
 ``(N, 1, H, W)`` for 2-D images and ``(N, depth, H, W)`` for volumes.
 

@@ -8,15 +8,13 @@ accuracy); wall times vary from run to run, so they go to the MLflow run alone
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from mlnb import tracking
-from mlnb.errors import DataError
 from mlnb.io import atomic_path
-from mlnb.settings import schema_problem
+from mlnb.training.outputs import read_checked_json
 
 COLUMNS = ("variant", "optimizer", "steps", "batch", "epochs", "schedule", "batch norm", "dropout",
            "test accuracy", "blog", "difference")
@@ -48,29 +46,12 @@ TIMING_SCHEMA = {"type": "object", "required": ["variant"], "properties": {"vari
 
 
 def read_result(path: Path) -> dict[str, Any]:
-    try:
-        result = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise DataError(f"{path}: cannot read the CNN result ({error})") from None
-    missing = set(RESULT_SCHEMA["required"]) - set(result if isinstance(result, dict) else ())
-    if missing:
-        raise DataError(f"{path}: not a train-cnn result (missing {', '.join(sorted(missing))})")
-    problem = schema_problem(RESULT_SCHEMA, result)
-    if problem:
-        raise DataError(f"{path}: not a train-cnn result ({problem})")
-    return result
+    return read_checked_json(path, RESULT_SCHEMA, "train-cnn result")
 
 
 def read_timing(path: Path) -> dict[str, Any]:
     """A variant's timing file (``--timing`` of train-cnn), logged by the report."""
-    try:
-        timing = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise DataError(f"{path}: cannot read the CNN timing ({error})") from None
-    problem = schema_problem(TIMING_SCHEMA, timing)
-    if problem:
-        raise DataError(f"{path}: not a train-cnn timing file ({problem})")
-    return timing
+    return read_checked_json(path, TIMING_SCHEMA, "train-cnn timing file")
 
 
 def ladder_table(results: list[dict[str, Any]], blog: dict[str, float]) -> str:

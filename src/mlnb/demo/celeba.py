@@ -49,7 +49,8 @@ def source_faces(lfw_count: int = LFW_COUNT) -> Iterator[SourceFace]:
 
 
 def jittered_face(face: SourceFace, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
-    """The face in a CelebA frame (placed by its landmarks, jittered, random background), its landmarks there, and a record."""
+    """The face in a CelebA frame (placed by its landmarks, jittered, random background), its landmarks there,
+    and a record."""
     jitter = Jitter.draw(rng)
     matrix = frame_transform(landmark_placement(face.landmarks), jitter)
     background = "reflect" if rng.random() < 0.5 else "constant"

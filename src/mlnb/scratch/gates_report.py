@@ -8,7 +8,6 @@ iterations, and how many end with every truth-table row right; then each gate's 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from mlnb import tracking
 from mlnb.errors import DataError
 from mlnb.io import atomic_path
 from mlnb.scratch.gates import BLOG_XOR_ITERATIONS, GATES, INPUTS, truth_table_markdown
-from mlnb.settings import schema_problem
+from mlnb.training.outputs import read_checked_json
 
 _COUNT = {"type": "integer", "minimum": 0}
 _ITERATIONS = {"type": ["number", "null"]}
@@ -58,19 +57,7 @@ RESULT_SCHEMA = {
 
 
 def read_result(path: Path) -> dict:
-    try:
-        result = json.loads(path.read_text())
-    except OSError as error:
-        raise DataError(f"{path}: cannot read ({error.strerror or error})") from None
-    except json.JSONDecodeError as error:
-        raise DataError(f"{path}: not JSON ({error})") from None
-    missing = [key for key in RESULT_SCHEMA["required"] if not isinstance(result, dict) or key not in result]
-    if missing:
-        raise DataError(f"{path}: not a train-gates result (missing {', '.join(missing)})")
-    problem = schema_problem(RESULT_SCHEMA, result)
-    if problem:
-        raise DataError(f"{path}: not a train-gates result ({problem})")
-    return result
+    return read_checked_json(path, RESULT_SCHEMA, "train-gates result")
 
 
 def _iterations(value) -> str:

@@ -9,7 +9,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlnb.errors import DataError
 from mlnb.io import atomic_path
+from mlnb.settings import schema_problem
 
 if TYPE_CHECKING:
     import torch
@@ -35,3 +37,21 @@ def fingerprint(**shape: Any) -> str:
     """A checkpoint's fingerprint: the hash of everything that shapes the run (the settings' defining keys,
     seed, device, number formats, input checksums). A checkpoint with another fingerprint is not resumed."""
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
+
+
+def read_checked_json(path: str | os.PathLike, schema: Mapping[str, Any], what: str) -> Any:
+    """A JSON file another command wrote (``what``: "train-cnn result"), checked against ``schema``: a file that
+    cannot be read, is not JSON, lacks a required key or has a value of the wrong type is one DataError naming it."""
+    try:
+        value = json.loads(Path(path).read_text())
+    except OSError as error:
+        raise DataError(f"{path}: cannot read the {what} ({error.strerror or error})") from None
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}: the {what} is not JSON ({error})") from None
+    missing = sorted(set(schema.get("required", ())) - set(value if isinstance(value, dict) else ()))
+    if missing:
+        raise DataError(f"{path}: not a {what} (missing {', '.join(missing)})")
+    problem = schema_problem(schema, value)
+    if problem:
+        raise DataError(f"{path}: not a {what} ({problem})")
+    return value
