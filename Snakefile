@@ -17,6 +17,7 @@ include: "workflow/rules/augment.smk"
 include: "workflow/rules/cnn.smk"
 include: "workflow/rules/scratch.smk"
 include: "workflow/rules/dcgan.smk"
+include: "workflow/rules/segment.smk"
 
 
 rule all:
@@ -29,3 +30,4 @@ rule all:
         GATES_TARGETS,
         MLP_TARGETS,
         DCGAN_TARGETS,
+        SEGMENT_TARGETS,

@@ -16,6 +16,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+
 from tests.workflow.test_workflow import DEMO_CONFIG, RUN_ARGS, copy_workflow, planned_jobs, snakemake
 
 HEART_REPLICA = Path("results/demo/heart/Task02_Heart.tar")

@@ -3,6 +3,7 @@ and a virtual environment holding only the pinned Snakemake lints and plans the 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -14,9 +15,13 @@ import pytest
 
 from mlnb import job_runs
 from mlnb.augment.memory import Header, required_bytes
+from mlnb.augment.policy import RandomPolicy
+from mlnb.augment.settings import AugmentSettings
 from mlnb.data import celeba_format
 from mlnb.data.source import parse_source
 from mlnb.errors import ConfigError
+from mlnb.segment import preprocess, report
+from mlnb.segment.settings import ARMS, arm_policy
 from mlnb.settings import config_schema, operational_keys
 from mlnb.training.launch import launcher
 from tests.workflow.test_workflow import DEMO_CONFIG, REPO, copy_workflow, snakemake
@@ -50,6 +55,8 @@ with open("probed.json", "w") as handle:
         "celeba_files": RAW_FILES["celeba"],
         "env_names": [TRACKING_URI_ENV, EXPERIMENT_ENV, JOB_ENV, TRACKING_TIMEOUT_ENV],
         "operational": {section: sorted(keys) for section, keys in OPERATIONAL_KEYS.items()},
+        "segment": {"pack": SEGMENT_PACK, "figures": SEGMENT_FIGURES, "policy_keys": SEGMENT_POLICY_KEYS,
+                    "unaugmented_arms": SEGMENT_UNAUGMENTED_ARMS},
     }, handle)
 '''
 
@@ -91,6 +98,19 @@ def test_facts_restated_from_the_package_agree(probed):
     assert probed["operational"] == {section: sorted(operational_keys(section))
                                      for section in config_schema()["properties"]}
     assert probed["operational"]["train"] == ["checkpoint_every", "gpu", "processes", "threads"]
+
+
+def test_segmentation_facts_restated_from_the_package_agree(probed):
+    segment = probed["segment"]
+    assert segment["pack"] == [preprocess.IMAGES, preprocess.LABELS, preprocess.INDEX]
+    assert segment["figures"] == list(report.REPORT_FIGURES)
+    # the augment keys an arm that augments on the fly uses: its random policy's draws (not the saved copies'
+    # crop and grid, dims and crop_margin) and the spline order; the arms without a policy are handed none
+    copies_only = {"dims", "crop_margin"}
+    assert set(segment["policy_keys"]) == {field.name for field in dataclasses.fields(RandomPolicy)} - copies_only | {
+        "order"}
+    policy = AugmentSettings.from_mapping({}).policy()
+    assert segment["unaugmented_arms"] == [arm for arm in ARMS if arm_policy(arm, policy) is None]
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 import yaml
 
+from mlnb.segment.settings import ARMS as SEGMENT_ARMS
+
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "envs")
 
@@ -32,6 +34,8 @@ RUN_ARGS = ("--cores", "2", "--workflow-profile", "workflow/profiles/default")
 DEMO_ARGS = (*RUN_ARGS, "--configfile", DEMO_CONFIG)
 # The CNN ladder of config.yaml (and the demo): one rule per variant.
 DEMO_CNN_RULES = ("sgd_1000", "bn_dropout_1000", "adam_1000", "adam_20000", "fast")
+# The demo's segmentation arms, each trained on its two folds.
+DEMO_ARMS = ("none", "onthefly")
 
 
 def free_port() -> int:
@@ -84,6 +88,10 @@ def test_dry_run_plans_the_real_config(workdir):
     result = snakemake("-n", "--quiet", "rules", cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert "fetch" in result.stdout and "prepare_celeba" in result.stdout
+    # the segmentation study: every arm the package knows, on 5 folds, then one report
+    planned = planned_jobs(workdir)
+    assert (planned["train_segment"], planned["report_segment"]) == (5 * len(SEGMENT_ARMS), 1)
+    assert planned["prepare_segment"] == planned["prepare_segment_copies"] == 1
 
 
 @pytest.mark.parametrize(
@@ -254,7 +262,7 @@ def test_offline_demo_runs_end_to_end(demo_dir):
     assert faces.shape[0] == sum(row["status"] == "aligned" for row in manifest) > 0.8 * len(index)
     # Every MRI case has its augmented copies.
     augmented = list(csv.DictReader(open(results / "augmented" / "heart" / "manifest.csv")))
-    assert len(augmented) == 4 * 2
+    assert len(augmented) == DEMO_CASES * 2
     # Every CNN variant trained, and the ladder lists them beside the blog.
     ladder = (results / "reports" / "cnn_ladder.md").read_text()
     for name in DEMO_CNN_RULES:
@@ -272,6 +280,17 @@ def test_offline_demo_runs_end_to_end(demo_dir):
         assert (dcgan / "turing.html").read_text().count("data-truth=") == 24
     assert set(json.loads((results / "dcgan" / "celeba" / "summary.json").read_text())["face_rates"]) == {
         "face_rate_generated", "face_rate_real", "face_rate_samples"}
+    # Both demo arms trained on both folds (every case held out once per arm) and are reported against none.
+    for arm in DEMO_ARMS:
+        held_out = [case for fold in (0, 1) for case in
+                    json.loads((results / "segment" / arm / f"fold{fold}" / "metrics.json").read_text())["cases"]]
+        assert len(held_out) == len(set(held_out)) == DEMO_CASES
+        assert sorted(path.stem for path in (results / "segment" / arm).glob("fold*/predictions/*.nii.gz")) == [
+            name + ".nii" for name in sorted(held_out)]
+    segmentation = (results / "reports" / "segmentation.md").read_text()
+    assert all(f"| {arm} |" in segmentation for arm in DEMO_ARMS) and "0.93" in segmentation, segmentation
+    assert all((results / "reports" / "segmentation" / name).stat().st_size for name in (
+        "dice_per_case.png", "best_case.png", "worst_case.png"))
     # No temporary or partial file is left anywhere.
     assert not [p for p in results.rglob("*") if ".part" in p.name]
     # Every MLflow run finished: the stages' own runs, and the logger plugin's invocation and job runs.
@@ -283,9 +302,10 @@ def test_offline_demo_runs_end_to_end(demo_dir):
         tags = db.execute("select r.name, t.key from tags t join runs r on t.run_uuid = r.run_uuid").fetchall()
     cnn_runs = {f"cnn-{name.replace('_', '-')}" for name in DEMO_CNN_RULES} | {"cnn-ladder"}
     gate_runs = {f"gates-{gate}" for gate in ("xor", "and", "or", "xnor", "report")}
+    segment_runs = {f"segment-{arm}-fold{fold}" for arm in DEMO_ARMS for fold in (0, 1)} | {"segment-report"}
     assert statuses == {"data": "FINISHED", "faces-celeba": "FINISHED", "augment-heart": "FINISHED",
                         "dcgan-celeba": "FINISHED", "dcgan-mnist": "FINISHED",
-                        **dict.fromkeys(cnn_runs | gate_runs | {"mlp-numpy"}, "FINISHED")}
+                        **dict.fromkeys(cnn_runs | gate_runs | segment_runs | {"mlp-numpy"}, "FINISHED")}
     for run in statuses:  # provenance and the resolved config of every run; input checksums of those with inputs
         assert {(run, "git_commit"), (run, "config_hash"), (run, "version.torch")} <= set(tags)
         assert any(name == run and key.startswith("config.") for name, key in params), run
@@ -317,9 +337,10 @@ def test_the_report_gathers_every_stage_figure(demo_dir, tmp_path):
     result = snakemake(*DEMO_ARGS, "--report", str(report), cwd=demo_dir, timeout=600)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
     html = report.read_text()
-    for category in ("Data", "Faces", "Augmentation", "MNIST CNN ladder", "Logic gates", "From-scratch MLP", "DCGAN"):
+    for category in ("Data", "Faces", "Augmentation", "MNIST CNN ladder", "Logic gates", "From-scratch MLP", "DCGAN",
+                     "segmentation"):
         assert category in html, category
-    assert "samples.gif" in html and "cnn_ladder.md" in html
+    assert "samples.gif" in html and "cnn_ladder.md" in html and "segmentation.md" in html
 
 
 def planned_jobs(folder: Path, *args: str) -> dict[str, int]:
@@ -334,7 +355,7 @@ def planned_jobs(folder: Path, *args: str) -> dict[str, int]:
     return {rule: int(count) for rule, count in (line.split() for line in table.group(1).splitlines())}
 
 
-DEMO_CASES, DEMO_SHARDS = 4, 2
+DEMO_CASES, DEMO_SHARDS = 8, 2
 #: the faces' DCGAN jobs, downstream of every faces edit
 DCGAN_FACES = {"dcgan_real_stats": 1, "train_dcgan": 1}
 
@@ -376,13 +397,20 @@ def test_a_moved_demo_plans_nothing(demo_dir, tmp_path):
     ("cnn:\n  variants:\n    adam-1000: {steps: 31}\n", {"train_cnn_adam_1000": 1, "report_ladder": 1, "all": 1}),
     ("cnn:\n  blog_accuracy: {sgd-1000: 0.65}\n", {"report_ladder": 1, "all": 1}),
     ("train:\n  log_every: 5\n", {f"train_cnn_{name}": 1 for name in DEMO_CNN_RULES}
-     | {"report_ladder": 1, "train_dcgan": 2, "all": 1}),
+     | {"report_ladder": 1, "train_dcgan": 2, "train_segment": 4, "report_segment": 1, "all": 1}),
     # the DCGAN: a training setting reruns both trainings; the real statistics only for their subset size
     ("dcgan:\n  epochs: 3\n", {"train_dcgan": 2, "all": 1}),
     ("dcgan:\n  fid_real_samples: 50\n", {"dcgan_real_stats": 2, "train_dcgan": 2, "all": 1}),
+    # segmentation: an operational knob plans nothing, an added arm trains only itself, a policy range only the
+    # arms that augment on the fly
+    ("segment:\n  inference_batch: 4\n", {}),
+    ("segment:\n  arms: [none, onthefly, flip]\n", {"train_segment": 2, "report_segment": 1, "all": 1}),
+    ("augment:\n  rotation_degrees: 5.0\n", {"augment_case": DEMO_CASES, "gather_augment": 1, "train_segment": 2,
+                                             "report_segment": 1, "all": 1}),
 ], ids=["download.retries", "download.timeout", "faces.threads", "augment.threads", "mlflow.timeout",
         "faces.preview", "faces.upsample", "augment.copies", "train.operational", "cnn.variant", "cnn.blog_accuracy",
-        "train.log_every", "dcgan.epochs", "dcgan.fid_real_samples"])
+        "train.log_every", "dcgan.epochs", "dcgan.fid_real_samples", "segment.inference_batch", "segment.arms",
+        "augment.rotation_degrees"])
 def test_an_edit_reruns_exactly_the_jobs_it_changes(demo_dir, edit, planned):
     (demo_dir / "edit.yaml").write_text(edit)  # deep-merged over the demo's config
     assert planned_jobs(demo_dir, *RUN_ARGS, "--configfile", DEMO_CONFIG, "edit.yaml") == planned

@@ -1,9 +1,10 @@
 """The Task02_Heart replica: an MSD-style tar of jittered crops of nilearn's MNI152 template.
 
-``imagesTr/``, ``labelsTr/`` and ``dataset.json``, with a tissue label map
-(0 background, 1 grey matter, 2 white matter, 3 other brain). Each case is the template seen as a
-patient is scanned (:class:`CaseJitter`, drawn from (seed, "replica", "heart", case) and recorded): turned
-in-plane and maybe mirrored, cut to its own field of view, with its own contrast.
+``imagesTr/``, ``labelsTr/`` and ``dataset.json``, with a tissue label map: 0 background, 1 grey matter (and
+the rest of the brain outside the white matter: alone, that rest is too thin and scattered a label to learn),
+2 white matter. Each case is the template seen as a patient is scanned (:class:`CaseJitter`, drawn from
+(seed, "replica", "heart", case) and recorded): turned in-plane and maybe mirrored, cut to its own field of
+view, with its own contrast.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ MAX_ROTATION_DEGREES = 15.0
 FIELD_OF_VIEW = ((72, 88), (88, 104), (32, 44))
 GAIN_RANGE = (0.85, 1.15)
 GAMMA_RANGE = (0.8, 1.25)
-#: template slices every field of view holds: all four tissue labels are there
+#: template slices every field of view holds (well inside the brain)
 CORE_SLICES = (30, 50)
 #: stored intensity of the template's brightest voxel (before the gain)
 INTENSITY_SCALE = 1000
@@ -45,9 +46,8 @@ def mni_volume_and_labels() -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Pa
     brain, grey, white = (np.asarray(load(resolution=2).dataobj) > 0 for load in (
         datasets.load_mni152_brain_mask, datasets.load_mni152_gm_mask, datasets.load_mni152_wm_mask))
     labels = np.zeros(image.shape, np.uint8)
-    labels[brain] = 3
+    labels[brain | grey] = 1
     labels[white] = 2
-    labels[grey & ~white] = 1
     sources = [PackageResource.at("nilearn", path) for path in (
         struct.MNI152_FILE_PATH, struct.GM_MNI152_FILE_PATH, struct.WM_MNI152_FILE_PATH)]
     return image, labels, template.affine, sources
@@ -122,7 +122,7 @@ def build(out: Path, seed: int, cases: int = CASES) -> dict:
                        "stands in for MSD Task02_Heart offline.",
         "tensorImageSize": "3D",
         "modality": {"0": "MRI"},
-        "labels": {"0": "background", "1": "grey matter", "2": "white matter", "3": "other brain"},
+        "labels": {"0": "background", "1": "grey matter", "2": "white matter"},
         "numTraining": len(training),
         "numTest": 0,
         "training": training,
