@@ -217,7 +217,8 @@ CASES = [
     ("train-gates/unknown-gate", "train-gates --gate NAND --seed 1 --out {tmp}/g", r"--gate: invalid choice: 'NAND'"),
     # report-gates
     ("report-gates/missing-result", "report-gates {missing} --out {tmp}/r.md", r"missing\.bin: cannot read"),
-    ("report-gates/result-not-json", "report-gates {text} --out {tmp}/r.md", r"notes\.txt: the train-gates result is not JSON"),
+    ("report-gates/result-not-json", "report-gates {text} --out {tmp}/r.md",
+     r"notes\.txt: the train-gates result is not JSON"),
     ("report-gates/wrong-typed-result", "report-gates {tmp}/bad_gates.json --out {tmp}/r.md",
      r"bad_gates\.json: not a train-gates result \(runs: 'x' is not of type 'array'\)"),
     ("report-gates/unknown-gate", "report-gates {tmp}/nand_gates.json --out {tmp}/r.md",
