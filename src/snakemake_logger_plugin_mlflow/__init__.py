@@ -66,10 +66,22 @@ class LogHandler(LogHandlerBase):
         if not self.enabled:
             return
         self.invocation_id = uuid.uuid4().hex
-        # Jobs inherit Snakemake's environment (local jobs, and Slurm jobs by default).
-        self._earlier_invocation = os.environ.get(INVOCATION_ENV)
-        os.environ[INVOCATION_ENV] = self.invocation_id
+        # Jobs inherit Snakemake's environment (local jobs, and Slurm jobs by default). It is changed here and in
+        # close() alone, on Snakemake's main thread, never while it starts jobs: a thread that changes the
+        # environment while another starts a process can hand the new process a broken one (EFAULT at exec).
+        self._earlier_environment = {name: os.environ.get(name) for name in (INVOCATION_ENV, *self._request_bounds())}
+        os.environ.update({INVOCATION_ENV: self.invocation_id, **self._request_bounds()})
         self._watch_interrupt()
+
+    def _request_bounds(self) -> dict[str, str]:
+        """MLflow's HTTP settings for the handler's ``timeout`` or an exported MLNB_TRACKING_TIMEOUT, when there is
+        one as Snakemake starts (the workflow sets them from ``mlflow.timeout`` while it parses)."""
+        timeout = (self.settings.timeout if self.settings else None) or os.environ.get(TRACKING_TIMEOUT_ENV)
+        if not timeout:
+            return {}
+        from mlnb.tracking import request_settings
+
+        return request_settings(float(timeout))
 
     def _watch_interrupt(self) -> None:
         """Note Ctrl-C (SIGINT) before Snakemake's own handling, to end the invocation KILLED.
@@ -118,11 +130,11 @@ class LogHandler(LogHandlerBase):
             self._closed = True
             if self.recorder is not None:
                 self.recorder.finish(interrupted_by=self.interrupted_by)
-            if os.environ.get(INVOCATION_ENV) == self.invocation_id:
-                if self._earlier_invocation is None:
-                    del os.environ[INVOCATION_ENV]
+            for name, value in self._earlier_environment.items():
+                if value is None:
+                    os.environ.pop(name, None)
                 else:
-                    os.environ[INVOCATION_ENV] = self._earlier_invocation
+                    os.environ[name] = value
             if (self._previous_sigint is not None and threading.current_thread() is threading.main_thread()
                     and signal.getsignal(signal.SIGINT) is self._note_interrupt):
                 signal.signal(signal.SIGINT, self._previous_sigint)

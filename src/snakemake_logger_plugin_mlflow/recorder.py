@@ -7,10 +7,12 @@ creating a store from two processes at once races in its migrations, so the
 writes wait in memory until the experiment appears (checked read-only), or until
 Snakemake ends, when the recorder creates the experiment itself (no job runs then).
 
-Every request to a tracking server ends within the timeout (``mlflow.timeout``,
-:func:`mlnb.tracking.request_bounds`); when the server does not answer, the recorder
-warns once and gives up on it for the rest of the invocation, so a dead server never
-holds Snakemake after its jobs are done.
+Every request to a tracking server ends within the timeout (``mlflow.timeout``): MLflow's
+HTTP settings (:func:`mlnb.tracking.request_settings`) are in Snakemake's environment before any
+job starts — the workflow sets them while it parses, the handler when it is given a timeout —
+never changed from this thread, where Snakemake starts jobs at the same time. When the server
+does not answer, the recorder warns once and gives up on it for the rest of the invocation, so a
+dead server never holds Snakemake after its jobs are done.
 """
 
 from __future__ import annotations
@@ -301,18 +303,17 @@ class Recorder:
     def _write_pending(self, create_experiment: bool = False) -> None:
         if not self._pending:
             return
-        with tracking.request_bounds(self.timeout):
-            if not self._experiment_ready(create_experiment):
-                return
-            while self._pending:
-                write = self._pending.pop(0)
-                try:
-                    write()
-                except Exception as error:  # the pipeline must never fail because its logger could not write
-                    if tracking.request_failed(error):
-                        self._give_up(error)
-                    else:
-                        self._warn(f"{type(error).__name__}: {error}")
+        if not self._experiment_ready(create_experiment):
+            return
+        while self._pending:
+            write = self._pending.pop(0)
+            try:
+                write()
+            except Exception as error:  # the pipeline must never fail because its logger could not write
+                if tracking.request_failed(error):
+                    self._give_up(error)
+                else:
+                    self._warn(f"{type(error).__name__}: {error}")
 
     def _give_up(self, error: Exception) -> None:
         """The server did not answer: warn once, drop what waits, write nothing more (each would wait as long)."""

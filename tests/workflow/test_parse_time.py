@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mlnb import job_runs
+from mlnb import job_runs, tracking
 from mlnb.augment.memory import Header, required_bytes
 from mlnb.augment.policy import RandomPolicy
 from mlnb.augment.settings import AugmentSettings
@@ -54,6 +54,7 @@ with open("probed.json", "w") as handle:
         "launchers": [train_launcher(processes) for processes in cases["processes"]],
         "celeba_files": RAW_FILES["celeba"],
         "env_names": [TRACKING_URI_ENV, EXPERIMENT_ENV, JOB_ENV, TRACKING_TIMEOUT_ENV],
+        "request_settings": [mlflow_request_settings(timeout) for timeout in (0.5, 2, 7, 60)],
         "operational": {section: sorted(keys) for section, keys in OPERATIONAL_KEYS.items()},
         "segment": {"pack": SEGMENT_PACK, "figures": SEGMENT_FIGURES, "policy_keys": SEGMENT_POLICY_KEYS,
                     "unaugmented_arms": SEGMENT_UNAUGMENTED_ARMS},
@@ -93,6 +94,7 @@ def test_the_augment_memory_request_is_the_package_estimate(probed):
 def test_facts_restated_from_the_package_agree(probed):
     assert probed["launchers"] == [launcher(processes) for processes in (1, 2, 4)]
     assert probed["celeba_files"] == celeba_format.FILES
+    assert probed["request_settings"] == [tracking.request_settings(timeout) for timeout in (0.5, 2, 7, 60)]
     assert probed["env_names"] == [job_runs.TRACKING_URI_ENV, job_runs.EXPERIMENT_ENV, job_runs.JOB_ENV,
                                     job_runs.TRACKING_TIMEOUT_ENV]
     assert probed["operational"] == {section: sorted(operational_keys(section))

@@ -56,6 +56,22 @@ TRACKING_TIMEOUT_ENV, SYSTEM_METRICS_ENV = "MLNB_TRACKING_TIMEOUT", "MLNB_SYSTEM
 os.environ[TRACKING_URI_ENV] = config["mlflow"]["tracking_uri"] or "default"
 os.environ[EXPERIMENT_ENV] = config["mlflow"]["experiment"]
 os.environ[TRACKING_TIMEOUT_ENV] = str(config["mlflow"]["timeout"])
+# MLflow reads its HTTP settings from the environment at every request: bounded here, on the main thread before
+# any job starts, so the logger plugin's requests end within mlflow.timeout too (mlnb.tracking.request_settings).
+REQUEST_ATTEMPTS = 3
+
+
+def mlflow_request_settings(timeout):
+    attempts = max(1, min(REQUEST_ATTEMPTS, int(timeout)))
+    return {
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, int(timeout / attempts))),
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(attempts - 1),
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0",
+    }
+
+
+os.environ.update(mlflow_request_settings(config["mlflow"]["timeout"]))
 os.environ[SYSTEM_METRICS_ENV] = str(config["mlflow"]["system_metrics_interval"])
 EXPERIMENT_MARKER = "results/mlflow/experiment.json"
 
