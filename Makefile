@@ -1,12 +1,13 @@
 # Two entry points: `make demo` (offline pipeline run) and `make test` (test suite);
 # `make test-fast` runs the unit layer alone (no test marked slow: demo, Slurm, browser, multi-process).
 # Each creates .venv on first use and reuses it afterwards.
+SHELL  := bash
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 CORES  ?= 2
 
-.PHONY: demo test test-fast benchmark lint clean-results
+.PHONY: demo test test-fast benchmark gpu-check lint clean-results
 
 # Every installed package is pinned by envs/constraints.txt (the tested stack).
 $(BIN)/mlnb: pyproject.toml envs/constraints.txt
@@ -30,6 +31,13 @@ test-fast: $(BIN)/mlnb
 
 benchmark: $(BIN)/mlnb
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -s -m benchmark tests/benchmarks
+
+# On a machine with a CUDA GPU: every `gpu` test and every benchmark (each prints its GPU figure there),
+# all printed figures kept in one file, results/gpu-check.txt.
+gpu-check: $(BIN)/mlnb
+	mkdir -p results
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -s -m "gpu or benchmark" tests 2>&1 \
+		| tee results/gpu-check.txt; exit $${PIPESTATUS[0]}
 
 lint: $(BIN)/mlnb
 	$(BIN)/snakemake --lint
