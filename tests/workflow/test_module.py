@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from tests.workflow.test_workflow import DEMO_CONFIG, REPO, copy_workflow, planned_jobs, snakemake, workflow_config
@@ -33,6 +34,7 @@ def unprefixed(jobs: dict[str, int], prefix: str) -> dict[str, int]:
     return {rule.removeprefix(prefix): count for rule, count in jobs.items()}
 
 
+@pytest.mark.slow
 def test_a_workflow_that_imports_it_as_a_module_plans_and_runs_the_demo(tmp_path):
     (tmp_path / "direct").mkdir()
     direct = copy_workflow(tmp_path / "direct")
@@ -51,6 +53,7 @@ def test_a_workflow_that_imports_it_as_a_module_plans_and_runs_the_demo(tmp_path
         assert len(mnist.files) > 0
 
 
+@pytest.mark.slow
 def test_snakedeploy_from_a_local_clone_gives_a_deployment_that_plans(tmp_path):
     """snakedeploy's local provider writes the module's Snakefile relative to the deployment (`"Snakefile"`: its
     known limitation; from GitHub it writes github("OWNER/mlnb", path="Snakefile", tag=...)), so the test points it

@@ -128,6 +128,7 @@ def snakemake_only(tmp_path_factory) -> Path:
     return venv
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [("--lint",), ("-n",), ("-n", "--configfile", DEMO_CONFIG)],
                          ids=["lint", "dry-run", "dry-run-demo"])
 def test_snakemake_alone_lints_and_plans_the_workflow(snakemake_only, tmp_path, args):
