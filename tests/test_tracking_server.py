@@ -25,7 +25,7 @@ import torch
 from snakemake_interface_logger_plugins.tests import MockOutputSettings
 
 import tests.snakemake_logger_plugin_mlflow.snakemake_records as records
-from mlnb import cli
+from mlnb import cli, tracking
 from mlnb.cnn.network import BlogCNN
 from mlnb.io import file_md5
 from snakemake_logger_plugin_mlflow import LogHandler, LogHandlerSettings
@@ -205,7 +205,9 @@ def test_the_logger_gives_up_on_a_dead_server_within_the_timeout_with_one_warnin
 
 
 def test_the_logger_takes_its_timeout_from_the_environment_the_workflow_sets(monkeypatch):
-    monkeypatch.setenv("MLNB_TRACKING_TIMEOUT", "4.5")
+    # what common.smk exports while it parses: the timeout, and MLflow's request settings for it
+    for name, value in {"MLNB_TRACKING_TIMEOUT": "4.5", **tracking.request_settings(4.5)}.items():
+        monkeypatch.setenv(name, value)
     recorder = Recorder(tracking_uri="http://127.0.0.1:1", experiment="x", invocation_id="i")
     recorder.handle(records.run_info(T0, {"total": 1}))
     assert recorder.timeout == 4.5
