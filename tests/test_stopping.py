@@ -9,7 +9,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from mlnb.stopping import SignalExit, Stopped, cooperative_stop, deferred_signals, exit_code
+from mlnb.stopping import SignalExit, Stopped, cooperative_stop, deferred_signals, exit_code, stops_outlive_finalizers
 
 # A long job as a training command would be: steps inside a tracked run; each step
 # sleeps, logs a metric and writes its number; with --cooperative, the loop checks
@@ -124,3 +124,50 @@ def test_stopped_is_not_swallowed_by_except_exception():
 def test_exit_codes_follow_the_shell_convention():
     assert (Stopped("SIGTERM").exit_code, exit_code("SIGINT"), exit_code("SIGUSR1")) == (143, 130, 138)
     assert SignalExit("SIGTERM").code == 143 and isinstance(SignalExit("SIGTERM"), SystemExit)
+
+
+# A finalizer that receives Ctrl-C: Python prints "Exception ignored" and drops the KeyboardInterrupt.
+SWALLOWED_SCRIPT = """
+import contextlib, signal, sys, time
+from mlnb.stopping import stops_outlive_finalizers
+
+class Interrupted:
+    def __del__(self):
+        signal.raise_signal(signal.SIGINT)  # the handler raises here, inside the finalizer
+
+def main():
+    Interrupted()
+    for _ in range(100):  # the main code, which Ctrl-C should stop
+        time.sleep(0.01)
+    print("ran to the end")
+
+try:
+    with stops_outlive_finalizers() if sys.argv[1] == "guarded" else contextlib.nullcontext():
+        main()
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+@pytest.mark.parametrize("mode, printed, ignored", [("guarded", "interrupted", False),
+                                                     ("bare", "ran to the end", True)])
+def test_a_ctrl_c_swallowed_by_a_finalizer_is_sent_again_within_the_block(mode, printed, ignored):
+    result = subprocess.run([sys.executable, "-c", SWALLOWED_SCRIPT, mode], capture_output=True, text=True,
+                            timeout=60)
+    assert result.stdout.strip() == printed, result.stderr
+    assert ("Exception ignored" in result.stderr) == ignored  # sent again, not printed as dropped
+
+
+def test_the_block_restores_the_unraisable_hook_and_passes_other_errors_on(monkeypatch):
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", seen.append)
+    with stops_outlive_finalizers():
+        assert sys.unraisablehook is not seen.append
+
+        class Broken:
+            def __del__(self):
+                raise ValueError("in a finalizer")
+
+        Broken()
+    assert sys.unraisablehook == seen.append
+    assert [type(unraisable.exc_value) for unraisable in seen] == [ValueError]

@@ -70,11 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     module_name, help_text = COMMANDS[top.command]
     try:  # a stop while the command's libraries load is a stop too
-        module = importlib.import_module(module_name)
-        command_parser = argparse.ArgumentParser(prog=f"mlnb {top.command}", description=help_text)
-        module.configure_parser(command_parser)
-        args = command_parser.parse_args(rest)
-        return int(module.run(args) or 0)
+        with stopping.stops_outlive_finalizers():
+            module = importlib.import_module(module_name)
+            command_parser = argparse.ArgumentParser(prog=f"mlnb {top.command}", description=help_text)
+            module.configure_parser(command_parser)
+            args = command_parser.parse_args(rest)
+            return int(module.run(args) or 0)
     except MlnbError as error:
         logging.getLogger("mlnb").error("%s", " ".join(str(error).split()))  # one line, whatever was quoted
         return 2

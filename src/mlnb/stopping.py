@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -101,6 +103,39 @@ def deferred_signals() -> Iterator[None]:
         yield
     if stop.requested:
         signal.raise_signal(signal.Signals[stop.signal])
+
+
+@contextlib.contextmanager
+def stops_outlive_finalizers() -> Iterator[None]:
+    """Within the block, a stop signal that a finalizer swallowed is sent again.
+
+    A signal's handler runs wherever the main thread is, and when that is a finalizer
+    or a weakref callback (a garbage collection inside SQLAlchemy, say) Python prints
+    the KeyboardInterrupt or SignalExit as "Exception ignored" and drops it: Ctrl-C
+    would be lost and the command would run to its end. The signal is sent again a
+    moment later from another thread, so it reaches the main thread's own code.
+    Off the main thread the block changes nothing; the hook it replaces comes back after.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = sys.unraisablehook
+
+    def send_again(unraisable) -> None:
+        signal_name = stop_signal_of(unraisable.exc_value) if unraisable.exc_value is not None else None
+        if signal_name is None or isinstance(unraisable.exc_value, Stopped):
+            previous(unraisable)
+            return
+        # Later, from another thread: sent from the hook, it would be raised in the hook and dropped again.
+        again = threading.Timer(0.05, os.kill, (os.getpid(), signal.Signals[signal_name]))
+        again.daemon = True
+        again.start()
+
+    sys.unraisablehook = send_again
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
 
 
 def _exit_on_sigterm(signum, frame) -> None:

@@ -51,7 +51,7 @@ import numpy as np
 from mlnb import job_runs
 from mlnb.errors import ConfigError, MlnbError
 from mlnb.io import file_md5
-from mlnb.stopping import deferred_signals, stop_signal_of
+from mlnb.stopping import deferred_signals, stop_signal_of, stops_outlive_finalizers
 
 log = logging.getLogger(__name__)
 
@@ -633,7 +633,7 @@ def tracked_run(args: TrackingOptions | Any, run_name: str, params: Mapping[str,
     run_tags = tag_values({**provenance_tags(run_name, options.stage_config or params, options.source),
                            **(tags or {})})
     timeout = options.timeout or float(mlflow_default("timeout"))
-    with request_bounds(timeout):
+    with request_bounds(timeout), stops_outlive_finalizers():
         try:
             run = _open_run(uri, options.experiment, options.run_name or run_name, run_id, run_tags)
         except Exception as error:
