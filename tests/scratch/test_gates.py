@@ -112,6 +112,13 @@ def test_train_gates_and_the_report_write_their_files_and_log_the_curves(tmp_pat
     assert [point.step for point in history] == [*range(0, 1883, 100), 1883]
     assert xor.data.params["max_iterations"] == "3000"
     assert {a.path for a in client.list_artifacts(xor.info.run_id)} >= {"XOR.json", "XOR_curves.png"}
+    # the truth table is the run's dataset: the same table gives the same digest, another gate another one
+    datasets = {name: run.inputs.dataset_inputs for name, run in runs.items()}
+    [xor_input], [and_input] = datasets["gates-xor"], datasets["gates-and"]
+    assert (xor_input.dataset.name, xor_input.dataset.source_type) == ("xor_truth_table", "code")
+    assert [(tag.key, tag.value) for tag in xor_input.tags] == [("mlflow.data.context", "training")]
+    assert json.loads(xor_input.dataset.profile) == {"inputs_shape": [4, 2], "targets_shape": [4]}
+    assert xor_input.dataset.digest != and_input.dataset.digest
 
     report = tmp_path / "report.md"
     assert cli.main(["report-gates", str(out / "AND.json"), str(out / "XOR.json"), "--out", str(report),

@@ -170,6 +170,8 @@ def train_gates(gate: str, settings: GatesSettings, seed: int, out: Path,
     params = {"gate": gate, "seed": seed, **settings.defining()}
     with tracking.tracked_run(tracking_options, f"gates-{gate.lower()}", params=params,
                               tags={"mlnb.model": "backprop", "mlnb.gate": gate}) as tracker:
+        tracker.log_array_dataset(f"{gate.lower()}_truth_table", {"inputs": INPUTS, "targets": np.array(GATES[gate])},
+                                  "training", tracking_options.source)
         runs = []
         for index in range(settings.seeds):
             def log(iteration, error, correct, index=index):
