@@ -35,6 +35,10 @@ def _wait_for_server(url: str, server: subprocess.Popen, timeout: float = 120) -
     raise AssertionError(f"mlflow server at {url} did not answer within {timeout} s")
 
 
+#: the process group of each running server, by URL (see frozen)
+_SERVER_GROUPS: dict[str, int] = {}
+
+
 @contextlib.contextmanager
 def mlflow_server(folder: Path) -> Iterator[str]:
     """``mlflow server`` with a SQLite backend and artifacts under ``folder``; its URL."""
@@ -48,8 +52,11 @@ def mlflow_server(folder: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_for_server(url, server)
+        _SERVER_GROUPS[url] = server.pid
         yield url
     finally:
+        _SERVER_GROUPS.pop(url, None)
+        os.killpg(server.pid, signal.SIGCONT)  # a frozen server, too, ends on SIGTERM
         os.killpg(server.pid, signal.SIGTERM)  # the server's own session: it and its workers, nothing else
         try:
             server.wait(timeout=30)
@@ -62,6 +69,17 @@ def mlflow_server(folder: Path) -> Iterator[str]:
 def refusing_server() -> Iterator[str]:
     """The URL of a port nobody listens on (a server that is down): connections are refused."""
     yield f"http://127.0.0.1:{free_port()}"
+
+
+@contextlib.contextmanager
+def frozen(url: str) -> Iterator[None]:
+    """The server at ``url`` (one of :func:`mlflow_server`'s) dies mid-run as a hung host does: stopped (SIGSTOP),
+    the kernel still accepts connections and nothing answers them; it goes on after the block."""
+    os.killpg(_SERVER_GROUPS[url], signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.killpg(_SERVER_GROUPS[url], signal.SIGCONT)
 
 
 @contextlib.contextmanager

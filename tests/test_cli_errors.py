@@ -7,20 +7,25 @@ exception escaping (which would be a traceback at the command line).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
 import logging
 import os
 import re
+import shutil
+import sqlite3
 import subprocess
 import sys
 import tarfile
+from pathlib import Path
 
+import mlflow.store
 import numpy as np
 import pytest
 
-from mlnb import cli
+from mlnb import cli, tracking
 from mlnb.data.mnist import write_idx
 from mlnb.dcgan.fid import FEATURES, PROTOCOL, FeatureStats
 
@@ -329,15 +334,15 @@ def test_at_the_command_line_the_error_is_one_line_without_a_traceback(paths):
 
 @pytest.fixture()
 def small_file_system(tmp_path):
-    """``mount(*options)``: a fresh 64 KiB tmpfs under ``tmp_path`` (mounting needs root: skipped otherwise),
+    """``mount(*options, size="64k")``: a fresh tmpfs under ``tmp_path`` (mounting needs root: skipped otherwise),
     unmounted after the test."""
     mounted = []
 
-    def mount(*options: str):
+    def mount(*options: str, size: str = "64k"):
         folder = tmp_path / f"fs{len(mounted)}"
         folder.mkdir()
-        result = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join(("size=64k", *options)), "tmpfs", str(folder)],
-                                capture_output=True, text=True)
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join((f"size={size}", *options)), "tmpfs",
+                                 str(folder)], capture_output=True, text=True)
         if result.returncode:
             pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
         mounted.append(folder)
@@ -345,7 +350,7 @@ def small_file_system(tmp_path):
 
     yield mount
     for folder in mounted:
-        subprocess.run(["umount", str(folder)], check=True)
+        subprocess.run(["umount", "--lazy", str(folder)], check=True)  # an MLflow engine may hold its store open
 
 
 def fill(folder) -> None:
@@ -387,3 +392,157 @@ def test_a_stop_while_the_command_loads_is_a_stop_not_a_traceback(monkeypatch, c
     except KeyboardInterrupt:
         pytest.fail("the interrupt escaped mlnb.cli.main: a traceback at the command line")
     assert code == 130 and [record.getMessage() for record in errors] == ["mlnb train-cnn: stopped by SIGINT"]
+
+
+# A faulty MLflow store (issue 17): one line naming the store file, and the store left as it was (no run made).
+TRAIN_GATES = "train-gates --gate XOR --seed 1 --max-iterations 10 --seeds 1 --experiment tests"
+
+
+def _schema_revision(db, revision: str) -> None:
+    with contextlib.closing(sqlite3.connect(db)) as store, store:
+        store.execute("update alembic_version set version_num = ?", (revision,))
+
+
+def _mlflow_migrations():
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(Path(mlflow.store.__file__).parent / "db_migrations"))
+
+
+def _store_in(folder: Path, template: Path) -> Path:
+    """The ``template`` store copied into ``folder``, its artifacts beside it (nothing left for a lookup to
+    write), and opened by no MLflow client yet (one would hold it open, and check its schema only once)."""
+    db = folder / "mlflow.db"
+    shutil.copyfile(template, db)
+    with contextlib.closing(sqlite3.connect(db)) as store:
+        experiment, location = store.execute("select experiment_id, artifact_location from experiments "
+                                             "where name = 'tests'").fetchone()
+    tracking.relocate_artifacts(db, experiment, location, tracking.artifacts_beside(db))
+    return db
+
+
+@pytest.fixture()
+def faulty_store(tmp_path, mlflow_template_db, small_file_system, monkeypatch):
+    """``make(fault)``: the path of a store of experiment ``tests`` with ``fault``; a lock is held (and
+    retry_locked's wait shortened to 1 s) until the test ends."""
+    held = []
+
+    def make(fault: str):
+        if fault == "not-a-database":
+            db = tmp_path / "mlflow.db"
+            db.write_text("an SQLite store was expected here\n" * 100)
+        elif fault in ("older-schema", "newer-schema"):
+            db = _store_in(tmp_path, mlflow_template_db)
+            _schema_revision(db, _mlflow_migrations().get_bases()[0] if fault == "older-schema" else "0123456789ab")
+        elif fault == "locked":
+            db = _store_in(tmp_path, mlflow_template_db)
+            monkeypatch.setattr(tracking, "LOCKED_WAIT_SECONDS", 1.0)
+            holder = sqlite3.connect(db, isolation_level=None)
+            holder.execute("begin exclusive")
+            held.append(holder)
+        elif fault == "read-only-file":
+            folder = tmp_path / "store"
+            folder.mkdir()
+            db = _store_in(folder, mlflow_template_db)
+            db.chmod(0o444)
+            folder.chmod(0o555)
+            held.append(folder)
+            if os.access(db, os.W_OK):
+                pytest.skip("this user (root) writes a file whatever its mode: read-only-file-system covers it")
+        elif fault == "read-only-file-system":
+            folder = small_file_system(size="4m")
+            db = _store_in(folder, mlflow_template_db)
+            subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        else:
+            assert fault == "full-disk"
+            folder = small_file_system(size="4m")
+            db = _store_in(folder, mlflow_template_db)
+            fill(folder)
+        return db
+
+    yield make
+    for resource in held:
+        if isinstance(resource, sqlite3.Connection):
+            resource.close()
+        else:
+            resource.chmod(0o755)
+
+
+STORE_FAULTS = [
+    ("not-a-database", r"not an SQLite database \(restore it from a backup, or use a store that `mlnb init-tracking` "
+                       r"made\)"),
+    ("older-schema", r"written by another MLflow version \(schema (\w+); this MLflow, [\d.]+, expects (\w+)\): back "
+                     r"it up, then upgrade it with `mlflow db upgrade sqlite:///\S+/mlflow\.db`"),
+    ("newer-schema", r"written by another MLflow version \(schema 0123456789ab; this MLflow, [\d.]+, expects \w+\): "
+                     r"a newer MLflow made it; log with that version"),
+    ("locked", r"locked by another process for \d+\.\d s \(mlnb waits up to 1 s\)"),
+    ("read-only-file", r"read-only \(make the file and its folder writable\)"),
+    ("read-only-file-system", r"read-only \(make the file and its folder writable\)"),
+    ("full-disk", r"its disk is full \(no space left to write the store\)"),
+]
+
+
+@pytest.mark.parametrize(("fault", "problem"), [pytest.param(*case, id=case[0]) for case in STORE_FAULTS])
+def test_a_faulty_store_is_one_line_naming_it_and_is_left_as_it_was(faulty_store, tmp_path, capsys, caplog,
+                                                                     fault, problem):
+    db = faulty_store(fault)
+    before = db.read_bytes()
+    out = tmp_path / "out"
+    argv = [*TRAIN_GATES.split(), "--out", str(out), "--tracking-uri", f"sqlite:///{db}"]
+    code, output, errors = run_in_process(argv, capsys, caplog)
+    assert code == 2 and len(errors) == 1, output[-3000:]
+    assert re.fullmatch(f"MLflow store {re.escape(str(db))}: {problem}", errors[0].getMessage()), output[-3000:]
+    assert "Traceback" not in output
+    assert db.read_bytes() == before  # no run made, nothing half-written
+    assert not out.exists() or not any(out.iterdir())  # stopped before training
+
+
+def test_the_store_schema_versions_named_are_mlflows_own(mlflow_uri):
+    """The older-schema case names a revision this MLflow can upgrade from, and the one it expects: its head."""
+    migrations = _mlflow_migrations()
+    db = tracking.sqlite_path(mlflow_uri)
+    _schema_revision(db, migrations.get_bases()[0])
+    with pytest.raises(tracking.TrackingStoreError) as raised:
+        tracking.mlflow_client(mlflow_uri)
+    found, expected = re.search(r"schema (\w+); this MLflow, [\d.]+, expects (\w+)", str(raised.value)).groups()
+    assert (found, expected) == (migrations.get_bases()[0], migrations.get_current_head())
+
+
+def test_init_tracking_on_a_store_that_is_not_a_database_is_one_line(faulty_store, tmp_path, capsys, caplog):
+    db = faulty_store("not-a-database")
+    argv = ["init-tracking", "--tracking-uri", f"sqlite:///{db}", "--experiment", "tests", "--out",
+            str(tmp_path / "e.json")]
+    code, output, errors = run_in_process(argv, capsys, caplog)
+    assert code == 2 and [record.getMessage() for record in errors] == [
+        f"MLflow store {db}: not an SQLite database (restore it from a backup, or use a store that "
+        "`mlnb init-tracking` made)"], output[-3000:]
+    assert not (tmp_path / "e.json").exists()
+
+
+def test_a_disk_that_fills_while_a_run_logs_is_one_line_naming_where(small_file_system, mlflow_template_db,
+                                                                      tmp_path, capsys, caplog, monkeypatch):
+    """The store's disk (its artifacts' too) fills after the run began: the command ends with one line naming the
+    artifact folder it could not write, the metrics it could not flush are one warning line, and the run is
+    left as the store last recorded it (RUNNING: a full disk takes no status either)."""
+    from mlnb.scratch import gates
+
+    folder = small_file_system(size="4m")
+    db = _store_in(folder, mlflow_template_db)
+    written = gates.write_outputs
+
+    def fill_then_write(*args):
+        fill(folder)
+        return written(*args)
+
+    monkeypatch.setattr(gates, "write_outputs", fill_then_write)
+    argv = [*TRAIN_GATES.split(), "--out", str(tmp_path / "out"), "--tracking-uri", f"sqlite:///{db}"]
+    code, output, errors = run_in_process(argv, capsys, caplog)
+    assert code == 2 and len(errors) == 1, output[-3000:]
+    assert "Traceback" not in output
+    named = re.fullmatch(rf"MLflow artifacts of run (\w+) at {re.escape(folder.as_uri())}/artifacts/\1/artifacts: "
+                         r"cannot write them \(No space left on device\)", errors[0].getMessage())
+    assert named, output[-3000:]
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING
+                and record.name == "mlnb.tracking"]
+    assert warnings == [f"could not write the last metrics of MLflow run {named.group(1)}: MLflow store {db}: its "
+                        "disk is full (no space left to write the store)"]  # and nothing more was tried

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 import mlflow
@@ -304,6 +307,62 @@ def test_retry_locked_waits_out_a_locked_store_only():
     assert len(calls) == 4  # no retry on any other error
 
 
+def test_retry_locked_gives_up_once_the_store_stayed_locked_for_the_wait(monkeypatch):
+    monkeypatch.setattr(tracking, "LOCKED_WAIT_SECONDS", 0.5)
+    tries = []
+
+    def locked():
+        tries.append(time.monotonic())
+        raise sqlite3.OperationalError("database is locked")
+
+    with pytest.raises(tracking.StoreLockedTooLong) as raised:
+        tracking.retry_locked(locked)
+    assert len(tries) > 2 and 0.5 <= raised.value.seconds < 1.5
+    assert str(raised.value.__cause__) == "database is locked"
+    gave_up = []
+
+    def inner_retry_gave_up():
+        gave_up.append(1)
+        raise tracking.StoreLockedTooLong(0.5)
+
+    with pytest.raises(tracking.StoreLockedTooLong):  # an outer retry_locked does not wait all over again
+        tracking.retry_locked(inner_retry_gave_up)
+    assert len(gave_up) == 1
+
+
+def _sqlite_error(db, statement: str) -> sqlite3.Error:
+    """The error SQLite raises for ``statement`` on the file ``db`` (opened read-only when it exists)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as connection:
+            connection.execute(statement)
+    except sqlite3.Error as error:
+        return error
+    raise AssertionError(f"{statement} worked on {db}")
+
+
+def test_store_faults_are_one_line_naming_the_store_file(tmp_path, mlflow_template_db):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database\n" * 100)
+    wrapped = RuntimeError("an MLflow error, raised from SQLite's")
+    wrapped.__cause__ = _sqlite_error(mlflow_template_db, "delete from runs")
+    cases = {_sqlite_error(text, "select 1 from sqlite_master"):
+             "not an SQLite database (restore it from a backup, or use a store that `mlnb init-tracking` made)",
+             wrapped: "read-only (make the file and its folder writable)",
+             tracking.StoreLockedTooLong(61.25): "locked by another process for 61.2 s (mlnb waits up to 60 s)",
+             sqlite3.OperationalError("database or disk is full"):
+             "its disk is full (no space left to write the store)"}
+    for error, problem in cases.items():
+        with pytest.raises(tracking.TrackingStoreError) as raised, tracking.store_faults(uri):
+            raise error
+        assert str(raised.value) == f"MLflow store {tmp_path / 'mlflow.db'}: {problem}"
+    for other_uri, error in ((uri, ValueError("database is locked")), (uri, ConfigError("a config error")),
+                             ("http://127.0.0.1:5000", sqlite3.OperationalError("database is locked"))):
+        with pytest.raises(type(error)) as raised, tracking.store_faults(other_uri):  # not a store fault: as it was
+            raise error
+        assert raised.value is error
+
+
 def test_flatten_params_nests_and_serialises():
     assert tracking.flatten_params({"a": {"b": 1, "c": [1, 2]}, "d": None}) == {
         "a.b": "1", "a.c": "[1, 2]", "d": "None"}
@@ -367,7 +426,7 @@ def test_a_tracker_whose_server_is_gone_says_so_once_and_then_waits_no_more():
         tracker.flush()
         tracker.log_artifact(__file__)
         tracker.terminate("FAILED")
-        assert tracker.server_lost
+        assert tracker.store_lost
 
 
 def test_tags_are_strings_before_they_reach_mlflow():

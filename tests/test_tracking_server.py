@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -30,7 +31,8 @@ from mlnb.cnn.network import BlogCNN
 from mlnb.io import file_md5
 from snakemake_logger_plugin_mlflow import LogHandler, LogHandlerSettings
 from snakemake_logger_plugin_mlflow.recorder import Recorder
-from tests.mlflow_server import mlflow_server, refusing_server, silent_server
+from tests.mlflow_server import frozen, mlflow_server, refusing_server, silent_server
+from tests.segment.cases import write_set
 from tests.snakemake_logger_plugin_mlflow.test_standalone import TINY_SNAKEFILE
 from tests.synthetic_mnist import write_mnist_npz
 
@@ -41,6 +43,10 @@ FACES_SETTINGS = {"z_dim": 8, "gf": 4, "df": 4, "batch_size": 8, "epochs": 2, "s
 TIMEOUT = 3.0
 T0 = 1_796_223_894.0
 MARGIN = 10.0  # what a command does besides waiting for the server, on a busy machine
+
+
+SEGMENT_SETTINGS = {"batch_size": 2, "patch_size": [8, 16, 16], "base_width": 4, "depth": 2, "steps": 6,
+                    "validation_every": 3, "validation_patches": 2, "folds": 2}
 
 
 def commands(folder, data, faces, stats, url) -> dict[str, list[str]]:
@@ -59,6 +65,11 @@ def commands(folder, data, faces, stats, url) -> dict[str, list[str]]:
                        "--out", str(folder / "dcgan"), "--checkpoint-dir", str(folder / "dcgan-ckpt"), "--seed", "7",
                        "--settings", json.dumps(FACES_SETTINGS), "--device", "cpu", "--threads", "1", *SAMPLE,
                        *tracked],
+        "segment-none-fold0": ["train-segment", "--data", str(folder / "pack"), "--folds-file",
+                               str(folder / "pack" / "folds.json"), "--arm", "none", "--fold", "0", "--seed", "5",
+                               "--out", str(folder / "segment"), "--checkpoint-dir", str(folder / "segment-ckpt"),
+                               "--settings", json.dumps(SEGMENT_SETTINGS), "--device", "cpu", "--threads", "1",
+                               *SAMPLE, *tracked],
         "gates-report": ["report-gates", str(folder / "gates" / "XOR.json"), "--out", str(folder / "gates.md"),
                          *tracked],
         "cnn-ladder": ["report-ladder", str(folder / "cnn" / "result.json"), "--out", str(folder / "ladder.md"),
@@ -77,6 +88,8 @@ def logged(tmp_path_factory):
     faces = np.repeat(np.repeat(rng.integers(0, 256, (16, 4, 4, 3), dtype=np.uint8), 4, axis=1), 4, axis=2)
     np.save(folder / "faces.npy", faces)
     FeatureStats.of(rng.normal(size=(6, 2048))).save(folder / "stats.npz")
+    assert cli.main(["prepare-segment", "--index", str(write_set(folder, 4)), "--out", str(folder / "pack"),
+                     "--folds", "2", "--seed", "5"]) == 0
     with mlflow_server(folder) as url:
         assert cli.main(["init-tracking", "--tracking-uri", url, "--experiment", EXPERIMENT,
                          "--out", str(folder / "experiment.json")]) == 0
@@ -87,7 +100,7 @@ def logged(tmp_path_factory):
         yield url, {run.info.run_name: run for run in runs}, folder
 
 
-TRAINING = ["gates-xor", "mlp-numpy", "cnn-quick", "dcgan-tiny"]
+TRAINING = ["gates-xor", "mlp-numpy", "cnn-quick", "dcgan-tiny", "segment-none-fold0"]
 ALL = [*TRAINING, "gates-report", "cnn-ladder"]
 
 
@@ -112,7 +125,8 @@ def test_every_run_names_its_user_and_source(logged, name):
 
 def cli_command(name: str) -> str:
     return {"gates-xor": "train-gates", "mlp-numpy": "train-mlp", "cnn-quick": "train-cnn", "dcgan-tiny": "train-dcgan",
-            "gates-report": "report-gates", "cnn-ladder": "report-ladder"}[name]
+            "segment-none-fold0": "train-segment", "gates-report": "report-gates",
+            "cnn-ladder": "report-ladder"}[name]
 
 
 @pytest.mark.slow
@@ -133,6 +147,8 @@ def test_reports_record_no_system_metrics(logged, name):
                                                           ("cnn-quick", "mnist", "training"),
                                                           ("dcgan-tiny", "images", "training"),
                                                           ("dcgan-tiny", "real_stats", "training"),
+                                                          ("segment-none-fold0", "pack", "training"),
+                                                          ("segment-none-fold0", "folds", "training"),
                                                           ("cnn-ladder", "quick", "evaluation")])
 def test_inputs_are_datasets_with_their_checksum_source_and_context(logged, name, dataset, context):
     run = logged[1][name]
@@ -228,3 +244,53 @@ def test_snakemake_with_the_logger_ends_soon_after_its_jobs_when_the_server_neve
     assert elapsed < TIMEOUT + 60  # Snakemake's own start and end take seconds here
     warnings = [line for line in result.stderr.splitlines() if "could not log to MLflow" in line]
     assert len(warnings) == 1 and "timed out" in warnings[0]
+
+
+SLEEPING_JOB = """\
+rule all:
+    output:
+        "done.txt"
+    shell:
+        "touch started.txt; sleep 120; touch {output}"
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_snakemake_stops_on_a_signal_when_its_server_died_mid_run(tmp_path, signum):
+    """The invocation's and the job's runs are open on the server when it stops answering; Ctrl-C (SIGINT to the
+    foreground group) or SIGTERM to the group (a service manager, Slurm ending a job step) still ends Snakemake
+    soon after its job, within the timeout of the logger's writes. (SIGTERM to Snakemake alone lets its running
+    jobs finish first: Snakemake's own way.)"""
+    (tmp_path / "Snakefile").write_text(SLEEPING_JOB)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    with mlflow_server(tmp_path) as url:
+        tracking.create_experiment(url, EXPERIMENT)  # as init_tracking does: the logger writes once it is there
+        process = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "1", "--logger", "mlflow",
+                                    "--logger-mlflow-tracking-uri", url, "--logger-mlflow-experiment", EXPERIMENT,
+                                    "--logger-mlflow-timeout", str(TIMEOUT)], cwd=tmp_path, env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                   start_new_session=True)
+        try:
+            client = mlflow.MlflowClient(url)
+            deadline = time.monotonic() + 120
+            while not ((tmp_path / "started.txt").exists() and len(running_runs(client)) == 2):
+                assert process.poll() is None and time.monotonic() < deadline, "the job never started"
+                time.sleep(0.2)
+            with frozen(url):
+                started = time.monotonic()
+                os.killpg(process.pid, signum)
+                process.wait(timeout=TIMEOUT * 4 + 60)
+                elapsed = time.monotonic() - started
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode != 0 and not (tmp_path / "done.txt").exists()
+    assert elapsed < 2 * TIMEOUT + MARGIN + 20  # Snakemake's own cancelling takes seconds here
+    warnings = [line for line in process.stderr.read().splitlines() if "could not log to MLflow" in line]
+    assert len(warnings) == 1 and url in warnings[0]
+
+
+def running_runs(client) -> list:
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    return client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")

@@ -12,6 +12,11 @@ creates the store and the experiment; jobs look the experiment up with
 :func:`experiment_id` and fail with a one-line error when it is missing. Many jobs
 may then log at once: every call goes through :func:`retry_locked`.
 
+A SQLite store that cannot be used (locked by another process for longer than
+:data:`LOCKED_WAIT_SECONDS`, read-only, on a full disk, not a database, or made by
+another MLflow version) is one line naming its file (:class:`TrackingStoreError`,
+:func:`store_faults`), raised before a run is created when the store is faulty from the start.
+
 A tracking server is given a bound: every MLflow request ends within the
 ``--tracking-timeout`` (config key ``mlflow.timeout``), MLflow's own retries included
 (:func:`request_bounds`), and a server that does not answer becomes one line
@@ -30,6 +35,7 @@ import contextlib
 import dataclasses
 import getpass
 import hashlib
+import itertools
 import json
 import logging
 import math
@@ -50,7 +56,7 @@ import numpy as np
 
 from mlnb import job_runs
 from mlnb.errors import ConfigError, MlnbError
-from mlnb.io import file_md5
+from mlnb.io import WRITE_FAULTS, file_md5
 from mlnb.stopping import deferred_signals, stop_signal_of, stops_outlive_finalizers
 
 log = logging.getLogger(__name__)
@@ -71,6 +77,9 @@ MAX_PARAMS_PER_BATCH = 100
 REQUEST_ATTEMPTS = 3
 #: The MLflow run context of a dataset: what the run did with it.
 DATASET_CONTEXT_TAG = "mlflow.data.context"
+#: How long :func:`retry_locked` waits out a locked SQLite store (jobs logging at once) before giving up:
+#: a call that finds it locked is tried again until this many seconds have passed since the first try.
+LOCKED_WAIT_SECONDS = 60.0
 
 T = TypeVar("T")
 
@@ -213,19 +222,120 @@ def server_error(uri: str, timeout: float, error: BaseException) -> TrackingServ
                                f"after {timeout:g} s: --tracking-timeout, config key mlflow.timeout)")
 
 
-def retry_locked(call: Callable[..., T], *args, attempts: int = 8, **kwargs) -> T:
-    """Call ``call``; on SQLite lock contention wait (jittered back-off, ~50 s in all) and try again."""
-    for attempt in range(attempts):
+class TrackingStoreError(MlnbError):
+    """A SQLite tracking store cannot be used (locked, read-only, full, not a database, another schema version),
+    or a run's local artifacts cannot be written."""
+
+
+class StoreLockedTooLong(Exception):
+    """:func:`retry_locked` gave up: the store stayed locked for ``seconds``."""
+
+    def __init__(self, seconds: float):
+        super().__init__(f"the store stayed locked for {seconds:.1f} s (waited up to {LOCKED_WAIT_SECONDS:g} s)")
+        self.seconds = seconds
+
+
+def retry_locked(call: Callable[..., T], *args, **kwargs) -> T:
+    """Call ``call``; on SQLite lock contention wait (jittered back-off) and try again, for at most
+    :data:`LOCKED_WAIT_SECONDS` (each try may itself wait on the lock: SQLite's busy timeout, 5 to 20 s in
+    MLflow), then raise :class:`StoreLockedTooLong`."""
+    started = time.monotonic()
+    for attempt in itertools.count():
         try:
             return call(*args, **kwargs)
         except Exception as error:  # MLflow wraps SQLAlchemy errors in its own types
-            if "locked" not in str(error).lower() or attempt == attempts - 1:
+            if isinstance(error, StoreLockedTooLong) or "locked" not in str(error).lower():
                 raise
+            waited = time.monotonic() - started
+            if waited >= LOCKED_WAIT_SECONDS:
+                raise StoreLockedTooLong(waited) from error
             # Jitter only spreads retries in time; it never touches results.
-            delay = 0.1 * 2**attempt * (1 + random.random())  # noqa: S311
+            delay = min(0.1 * 2**attempt * (1 + random.random()), LOCKED_WAIT_SECONDS - waited)  # noqa: S311
             log.debug("MLflow store locked, retrying in %.2f s", delay)
             time.sleep(delay)
     raise AssertionError("unreachable")
+
+
+#: SQLite's words for a store that cannot be used, and what they mean to whoever runs the command.
+SQLITE_FAULTS = {
+    "file is not a database": "not an SQLite database (restore it from a backup, or use a store that "
+                              "`mlnb init-tracking` made)",
+    "attempt to write a readonly database": "read-only (make the file and its folder writable)",
+    "database or disk is full": "its disk is full (no space left to write the store)",
+    "database is locked": "locked by another process",
+}
+
+
+def store_fault(error: BaseException, uri: str) -> str | None:
+    """What is wrong with the SQLite store at ``uri``, in words, when ``error`` (or one it was raised from)
+    says the store cannot be used; else None (the error is about something else)."""
+    from mlflow.exceptions import MlflowException
+
+    for link in _chain(error):
+        if isinstance(link, StoreLockedTooLong):
+            return f"locked by another process for {link.seconds:.1f} s (mlnb waits up to {LOCKED_WAIT_SECONDS:g} s)"
+        if _sqlite_fault(link):
+            return SQLITE_FAULTS[str(link)]
+        schema = re.search(r"out-of-date database schema \(found version (\w+), but expected (\w+)\)", str(link))
+        if isinstance(link, MlflowException) and schema:
+            return other_schema(uri, *schema.groups())
+    return None
+
+
+def _chain(error: BaseException | None) -> Iterator[BaseException]:
+    """``error`` and the errors it was raised from (or while handling), nearest first."""
+    while error is not None:
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def _sqlite_fault(error: BaseException) -> bool:
+    return isinstance(error, sqlite3.DatabaseError) and str(error) in SQLITE_FAULTS
+
+
+class _QuietStoreFaults(logging.Filter):
+    """Leaves out MLflow's own log of a SQLite fault (an ERROR with a traceback, at every locked try too): the
+    error is raised on to the caller, where :func:`store_faults` makes it one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not any(_sqlite_fault(link) for link in _chain(error))
+
+
+
+def other_schema(uri: str, found: str, expected: str) -> str:
+    """A store whose schema revision ``found`` is not this MLflow's ``expected``: which way to go."""
+    import mlflow.store
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    migrations = ScriptDirectory(str(Path(mlflow.store.__file__).parent / "db_migrations"))
+    text = f"written by another MLflow version (schema {found}; this MLflow, {mlflow.__version__}, expects {expected})"
+    try:
+        migrations.get_revision(found)
+    except CommandError:
+        return f"{text}: a newer MLflow made it; log with that version"
+    return f"{text}: back it up, then upgrade it with `mlflow db upgrade {uri}`"
+
+
+@contextlib.contextmanager
+def store_faults(uri: str) -> Iterator[None]:
+    """Within the block, an error saying the SQLite store at ``uri`` cannot be used (:func:`store_fault`)
+    becomes a one-line :class:`TrackingStoreError` naming its file; other errors pass as they are."""
+    db_path = sqlite_path(uri)
+    mlflow_log, quiet = logging.getLogger("mlflow.store.db.utils"), _QuietStoreFaults()
+    mlflow_log.addFilter(quiet)  # for the block alone: a host process's MLflow logging is left as it was
+    try:
+        yield
+    except MlnbError:
+        raise
+    except Exception as error:
+        fault = store_fault(error, uri) if db_path is not None else None
+        if fault is None:
+            raise
+        raise TrackingStoreError(f"MLflow store {db_path}: {fault}") from None
+    finally:
+        mlflow_log.removeFilter(quiet)
 
 
 def pipeline_tracking_uri(mlflow_settings: Mapping[str, Any]) -> str:
@@ -246,12 +356,14 @@ def sqlite_path(uri: str) -> Path | None:
 
 
 def mlflow_client(uri: str):
-    """An MlflowClient for ``uri``; a scheme MLflow has no store for is a one-line error."""
+    """An MlflowClient for ``uri`` (a SQLite store is opened here: a faulty one is a :class:`TrackingStoreError`);
+    a scheme MLflow has no store for is a one-line error."""
     import mlflow
     from mlflow.tracking.registry import UnsupportedModelRegistryStoreURIException
 
     try:
-        return mlflow.MlflowClient(tracking_uri=uri)
+        with store_faults(uri):
+            return retry_locked(mlflow.MlflowClient, tracking_uri=uri)
     except UnsupportedModelRegistryStoreURIException:
         scheme = uri.partition("://")[0] if "://" in uri else uri.partition(":")[0]
         raise ConfigError(f"MLflow tracking URI {uri}: unsupported scheme {scheme!r} (use sqlite:///PATH, "
@@ -272,7 +384,11 @@ def create_experiment(tracking_uri: str, name: str) -> str:
     db_path = sqlite_path(uri)
     if db_path is not None:
         db_path.parent.mkdir(parents=True, exist_ok=True)
-    client = mlflow_client(uri)
+    with store_faults(uri):
+        return _create_experiment(mlflow_client(uri), uri, db_path, name)
+
+
+def _create_experiment(client, uri: str, db_path: Path | None, name: str) -> str:
     experiment = _lookup(client, uri, name)
     if experiment is not None:
         if (db_path is not None and ARTIFACTS_TAG not in experiment.tags
@@ -294,7 +410,8 @@ def experiment_id(tracking_uri: str, name: str, client=None) -> str:
     """
     uri = resolve_uri(tracking_uri)
     _require_store(uri, name)
-    experiment = _lookup(client or mlflow_client(uri), uri, name)
+    with store_faults(uri):
+        experiment = _lookup(client or mlflow_client(uri), uri, name)
     if experiment is None:
         raise ConfigError(f"MLflow experiment {name!r} not found at {uri}: {_create_hint(uri, name)}")
     return experiment.experiment_id
@@ -454,8 +571,9 @@ class Tracker:
     must not cost one SQLite transaction each). Everything else is written at once.
 
     Every write goes through :meth:`_write`: a tracking server that does not answer
-    raises :class:`TrackingServerError` once, and the Tracker then writes nothing
-    more (each write would wait as long again).
+    raises :class:`TrackingServerError` once, a SQLite store that cannot be written
+    :class:`TrackingStoreError`, and the Tracker then writes nothing more (each write
+    would fail or wait as long again).
     """
 
     def __init__(self, run_id: str | None = None, client=None, flush_size: int = MAX_METRICS_PER_BATCH,
@@ -465,7 +583,9 @@ class Tracker:
         self.flush_size = flush_size
         self.flush_seconds = flush_seconds
         self.timeout = timeout
-        self.server_lost = False
+        #: The tracking server or store failed a write: nothing more is written (each write would fail or wait
+        #: as long again), and the run is left as the store last recorded it.
+        self.store_lost = False
         self._pending: list = []
         self._last_flush = time.monotonic()
         self._stored_steps: dict[str, int] = {}  # a continued run's: see skip_stored_metrics
@@ -475,15 +595,31 @@ class Tracker:
         return self.run_id is not None
 
     def _write(self, call: Callable[..., T], *args, **kwargs) -> T | None:
-        if self.server_lost:
+        if self.store_lost:
             return None
         try:
-            return retry_locked(call, *args, **kwargs)
+            with store_faults(self._client.tracking_uri):
+                return retry_locked(call, *args, **kwargs)
+        except TrackingStoreError:
+            self.store_lost = True
+            raise
+        except OSError as error:
+            if error.errno not in WRITE_FAULTS:
+                raise
+            raise self._artifacts_fault(error) from None  # the run itself may still be ended (another disk)
         except Exception as error:
             if not request_failed(error):
                 raise
-            self.server_lost = True
+            self.store_lost = True
             raise server_error(self._client.tracking_uri, self.timeout, error) from None
+
+    def _artifacts_fault(self, error: OSError) -> TrackingStoreError:
+        """A local artifact that could not be written (a full or read-only disk), as one line naming where."""
+        try:
+            where = f" at {self._client.get_run(self.run_id).info.artifact_uri}"
+        except Exception:  # the store cannot say either: the run id must do
+            where = ""
+        return TrackingStoreError(f"MLflow artifacts of run {self.run_id}{where}: cannot write them ({error.strerror})")
 
     def log_params(self, params: Mapping[str, Any], logged: Mapping[str, str] | None = None) -> None:
         """Log params; ``logged`` (a resumed run's params) must agree on every key both have."""
@@ -523,7 +659,7 @@ class Tracker:
 
     def flush(self) -> None:
         """Write the buffered metrics, at most MLflow's batch limit per call."""
-        while self._pending and not self.server_lost:
+        while self._pending and not self.store_lost:
             batch = self._pending[:MAX_METRICS_PER_BATCH]
             self._write(self._client.log_batch, self.run_id, metrics=batch)
             del self._pending[:len(batch)]
@@ -680,19 +816,21 @@ def tracked_run(args: TrackingOptions | Any, run_name: str, params: Mapping[str,
             raise
         finally:
             with deferred_signals():
-                if monitor is not None and not tracker.server_lost:
+                if monitor is not None and not tracker.store_lost:
                     monitor.finish()  # its last samples flushed while the run is still RUNNING
                 _end_run(tracker, status, stopped_by, keep_error=status == "FINISHED")
 
 
 def _open_run(uri: str, experiment_name: str, run_name: str, run_id: str | None, tags: dict[str, str]):
-    """A new run called ``run_name`` tagged ``tags``, or the run ``run_id`` RUNNING again."""
+    """A new run called ``run_name`` tagged ``tags``, or the run ``run_id`` RUNNING again; a faulty store is
+    a :class:`TrackingStoreError` before any run is made."""
     _require_store(uri, experiment_name)  # before the client: it would create the store
     client = mlflow_client(uri)
     experiment = experiment_id(uri, experiment_name, client)
-    if run_id is None:
-        return _create_run(client, uri, experiment, run_name, tags)
-    return _resume_run(client, uri, experiment, run_id)
+    with store_faults(uri):
+        if run_id is None:
+            return _create_run(client, uri, experiment, run_name, tags)
+        return _resume_run(client, uri, experiment, run_id)
 
 
 def _system_metrics(uri: str, run_id: str, interval: float | None, resumed: bool):
@@ -741,7 +879,7 @@ def _end_run(tracker: Tracker, status: str, stopped_by: str | None, keep_error: 
 
     When the body succeeded, a failed flush fails the run and propagates; when it
     already failed, the body's error is the one that matters and this only logs.
-    A lost tracking server is not waited for again.
+    A lost tracking server or store is not waited for again.
     """
     try:
         tracker.flush()
@@ -754,7 +892,7 @@ def _end_run(tracker: Tracker, status: str, stopped_by: str | None, keep_error: 
     finally:
         try:
             tracker.terminate(status)
-        except TrackingServerError as error:
+        except (TrackingServerError, TrackingStoreError) as error:
             if keep_error:
                 raise
             log.warning("could not end MLflow run %s: %s", tracker.run_id, error)
