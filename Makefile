@@ -30,6 +30,7 @@ test-fast: $(BIN)/mlnb
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not slow and not benchmark" tests
 
 benchmark: $(BIN)/mlnb
+	$(BIN)/python -m pip install --quiet -c envs/constraints.txt -e '.[bench]'
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -s -m benchmark tests/benchmarks
 
 # On a machine with a CUDA GPU: every `gpu` test and every benchmark (each prints its GPU figure there),

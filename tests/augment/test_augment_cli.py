@@ -297,3 +297,26 @@ def test_a_job_that_cannot_fit_in_memory_is_refused_before_it_starts(nifti_pair,
     assert re.search(rf"{re.escape(str(image))}: augmenting 33x41x25 to 4096x4096x512 \(fused\) needs about "
                      r"1\d\d\.\d GiB, but only 2\.0 GiB is available", caplog.text)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("extension", [".nii", ".png"])
+def test_copies_written_behind_the_engine_are_the_same_bytes(nifti_pair, tmp_path, caplog, extension):
+    """With two threads each copy is written while the next is computed: the same files, the phases logged."""
+    image, seg = nifti_pair if extension == ".nii" else write_picture_pair(tmp_path)
+    caplog.set_level(logging.INFO, logger="mlnb.augment.copies")
+    for threads in ("1", "2"):
+        assert augment(image, seg, tmp_path / threads, "--copies", "4", "--threads", threads) == 0
+    assert files_of(tmp_path / "2") == files_of(tmp_path / "1")
+    logged = [record for record in caplog.records if hasattr(record, "phase_seconds")]
+    assert [", written behind" in record.getMessage() for record in logged] == [False, True]
+    for record in logged:
+        assert list(record.phase_seconds) == ["read", "engine", "write", "preview", "record"]
+        assert all(seconds > 0 for seconds in record.phase_seconds.values())
+
+
+def test_a_copy_that_cannot_be_written_behind_is_one_clean_error(nifti_pair, tmp_path, caplog):
+    image, seg = nifti_pair
+    (tmp_path / "out" / "anatomical_aug1_seg.nii.gz").mkdir(parents=True)
+    assert augment(image, seg, tmp_path / "out", "--threads", "2") == 2
+    assert "anatomical_aug1_seg.nii.gz: is a folder" in caplog.text
+    assert not (tmp_path / "out" / "anatomical_aug2.json").exists()

@@ -108,7 +108,7 @@ def _open_picture(path: Path):
 
 def write_image(augmented: Augmented, source: ImageFile, out: Path) -> None:
     if is_nifti(source.extension):
-        _write_nifti(augmented.image.astype(np.float32), augmented.grid, source, out)
+        _write_nifti(augmented.image.astype(np.float32, copy=False), augmented.grid, source, out)
         return
     dtype = np.uint8 if source.peak == 255 else np.uint16
     pixels = np.round(np.clip(augmented.image, 0.0, 1.0) * source.peak).astype(dtype)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mlnb.augment import affine
+from mlnb.augment import affine, layout
 from mlnb.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -97,10 +97,16 @@ class Pair:
         """Slices (volume) or channels (RGB) along the third axis; 1 for grey."""
         return 1 if self.image.ndim == 2 else self.image.shape[2]
 
-    def image_stack(self) -> np.ndarray:
-        """A float32 copy of the image as (depth, H, W), one contiguous plane per slice/channel."""
-        planes = self.image[:, :, None] if self.image.ndim == 2 else self.image
-        return np.array(np.moveaxis(planes, 2, 0), dtype=np.float32, order="C")
+    def image_slices(self) -> np.ndarray:
+        """The image as (depth, H, W), one contiguous plane per slice/channel, in its own dtype or, for
+        types wider than 4 bytes, in float32 (never a bigger copy than the float32 image)."""
+        image = self.image if self.image.dtype.itemsize <= 4 else self.image.astype(np.float32)
+        return layout.planes(image[:, :, None] if image.ndim == 2 else image)
+
+    def value_range(self) -> tuple[float, float]:
+        """The least and greatest value of the image in float32 (the cast keeps the order: a cast of the ends)."""
+        ends = np.array([self.image.min(), self.image.max()], self.image.dtype).astype(np.float32)
+        return float(ends[0]), float(ends[1])
 
     def image_planes(self) -> np.ndarray:
         """A float32 copy of the image as (H, W, depth), the blog's layout."""
@@ -127,7 +133,7 @@ class LabelCodes:
 
     @classmethod
     def encode(cls, seg: np.ndarray, kind: str) -> LabelCodes:
-        planes = np.array(seg if kind == "volume" else seg[:, :, None], order="C")
+        planes = layout.c_order_copy(seg if kind == "volume" else seg[:, :, None])
         if seg.dtype.kind in "bui" and seg.dtype.itemsize <= 2:
             return cls(planes.view(np.uint8 if seg.dtype.itemsize == 1 else np.uint16), seg.dtype, None)
         distinct, inverse = np.unique(planes, return_inverse=True)

@@ -9,10 +9,14 @@ Input paths are recorded as given, so replay from the same working directory.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import re
-from dataclasses import dataclass
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlnb.augment import MODES, augment
@@ -31,6 +35,25 @@ FORMAT = "mlnb-augment/1"
 class Engine:
     mode: str
     order: int
+
+
+@dataclass
+class PhaseTimes:
+    """Wall-clock seconds of each phase of the stage (read, engine, write, preview, record), summed over copies."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def per_copy(self, copies: int) -> str:
+        """'read 25 ms, engine 230 ms, ...' per copy (what is done once, like reading, shared out)."""
+        return ", ".join(f"{name} {seconds / max(copies, 1) * 1e3:.0f} ms" for name, seconds in self.seconds.items())
 
 
 def output_names(loaded: LoadedPair, copy: int, preview: bool) -> dict[str, str | None]:
@@ -55,44 +78,71 @@ def wants_preview(previews: str, copy: int) -> bool:
 
 
 def augment_copies(loaded: LoadedPair, policy: RandomPolicy, seed: int, copies: int, out: Path,
-                   engine: Engine, item: str | None = None, *, previews: str) -> list[dict]:
-    """Write ``copies`` augmented copies of ``loaded`` into ``out``; return their records."""
+                   engine: Engine, item: str | None = None, *, previews: str,
+                   times: PhaseTimes | None = None, write_behind: bool = False) -> list[dict]:
+    """Write ``copies`` augmented copies of ``loaded`` into ``out``; return their records. ``times`` (if given)
+    gets the seconds of each phase.
+
+    With ``write_behind``, each copy is written on a second thread while the next one is computed (gzip of a
+    .nii.gz output alone takes longer than the engine); at most one copy waits, and the bytes are the same.
+    """
+    times = times or PhaseTimes()
     item = item or split_name(loaded.image.path)[0]
-    inputs = {"image": _input_entry(loaded.image), "seg": _input_entry(loaded.seg)}
-    records = []
-    for copy in range(copies):
-        rng = copy_generator(seed, item, copy)
-        transforms = policy.draw(rng, loaded.pair.kind, loaded.pair.depth)
-        record = {
-            "format": FORMAT,
-            "item": item,
-            "copy": copy,
-            "seed": {"seed": seed, "keys": [STAGE, item, copy]},
-            "mode": engine.mode,
-            "order": engine.order,
-            "dims": None if policy.dims is None else list(policy.dims),
-            "kind": loaded.pair.kind,
-            "inputs": inputs,
-            "transforms": [transform.to_json() for transform in transforms],
-            "outputs": output_names(loaded, copy, wants_preview(previews, copy)),
-        }
-        augmented = augment(loaded.pair, transforms, engine.mode, engine.order)
-        records.append(write_copy(out, loaded, augmented, record))
+    with times.phase("read"):  # the inputs' md5, for the records
+        inputs = {"image": _input_entry(loaded.image), "seg": _input_entry(loaded.seg)}
+    records: list[dict] = []
+    pending: Future | None = None  # the copy being written behind
+    with ThreadPoolExecutor(1, "augment-writer") if write_behind else contextlib.nullcontext() as writer:
+        for copy in range(copies):
+            transforms, record = _draw_copy(loaded, policy, seed, copy, engine, item, inputs, previews)
+            with times.phase("engine"):
+                augmented = augment(loaded.pair, transforms, engine.mode, engine.order)
+            if writer is None:
+                records.append(write_copy(out, loaded, augmented, record, times))
+                continue
+            if pending is not None:
+                records.append(pending.result())
+            pending = writer.submit(write_copy, out, loaded, augmented, record, times)
+        if pending is not None:
+            records.append(pending.result())
     return records
 
 
-def write_copy(out: Path, loaded: LoadedPair, augmented: Augmented, record: dict) -> dict:
+def _draw_copy(loaded: LoadedPair, policy: RandomPolicy, seed: int, copy: int, engine: Engine, item: str,
+               inputs: dict, previews: str) -> tuple[list[Transform], dict]:
+    """The transforms of copy ``copy`` and its record: seed keys, engine, inputs, transforms, output names."""
+    transforms = policy.draw(copy_generator(seed, item, copy), loaded.pair.kind, loaded.pair.depth)
+    return transforms, {
+        "format": FORMAT,
+        "item": item,
+        "copy": copy,
+        "seed": {"seed": seed, "keys": [STAGE, item, copy]},
+        "mode": engine.mode,
+        "order": engine.order,
+        "dims": None if policy.dims is None else list(policy.dims),
+        "kind": loaded.pair.kind,
+        "inputs": inputs,
+        "transforms": [transform.to_json() for transform in transforms],
+        "outputs": output_names(loaded, copy, wants_preview(previews, copy)),
+    }
+
+
+def write_copy(out: Path, loaded: LoadedPair, augmented: Augmented, record: dict,
+               times: PhaseTimes | None = None) -> dict:
     """Write the image, segmentation, preview (if named) and record of one copy; return the record."""
+    times = times or PhaseTimes()
     record = {**record, "notes": augmented.notes}
     names = record["outputs"]
-    write_image(augmented, loaded.image, out / names["image"])
-    if loaded.seg is not None:
-        write_segmentation(augmented, loaded.seg, out / names["seg"])
+    with times.phase("write"):
+        write_image(augmented, loaded.image, out / names["image"])
+        if loaded.seg is not None:
+            write_segmentation(augmented, loaded.seg, out / names["seg"])
     if names["preview"]:
-        caption = f"{record['item']} copy {record['copy']} ({record['mode']}): " + ", ".join(
-            Transform.from_json(entry).summary() for entry in record["transforms"])
-        write_preview(out / names["preview"], loaded.pair, augmented, caption)
-    with atomic_path(out / names["record"]) as tmp:
+        with times.phase("preview"):
+            caption = f"{record['item']} copy {record['copy']} ({record['mode']}): " + ", ".join(
+                Transform.from_json(entry).summary() for entry in record["transforms"])
+            write_preview(out / names["preview"], loaded.pair, augmented, caption)
+    with times.phase("record"), atomic_path(out / names["record"]) as tmp:
         tmp.write_text(json.dumps(record, indent=2) + "\n")
     return record
 
