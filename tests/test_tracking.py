@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -455,3 +456,16 @@ def test_a_logged_pytorch_model_is_filed_under_its_run_and_loads_back(uri, tmp_p
     loaded = mlflow.pytorch.load_model(f"models:/{model.model_id}")
     with torch.no_grad():
         assert torch.equal(loaded(torch.from_numpy(example)), layer(torch.from_numpy(example)))
+
+
+@pytest.mark.parametrize(("interval", "work"), [(60.0, 0.0), (0.5, 1.2)])
+def test_system_metrics_cover_the_whole_run_even_one_shorter_than_the_interval(uri, interval, work):
+    # a sample each interval, then the last one at the end; a run shorter than the interval has that one alone
+    options = dataclasses.replace(tracking.TrackingOptions.from_args(make_args(uri)), system_metrics_interval=interval)
+    with tracking.tracked_run(options, "short", params={}) as tracker:
+        time.sleep(work)
+        ended = time.time()
+    history = mlflow.MlflowClient(uri).get_metric_history(tracker.run_id, "system/cpu_utilization_percentage")
+    steps = [point.step for point in history]
+    assert steps == list(range(len(steps))) and (len(steps) == 1) == (work < interval)
+    assert max(point.timestamp for point in history) >= ended * 1000 - 1

@@ -817,7 +817,7 @@ def tracked_run(args: TrackingOptions | Any, run_name: str, params: Mapping[str,
         finally:
             with deferred_signals():
                 if monitor is not None and not tracker.store_lost:
-                    monitor.finish()  # its last samples flushed while the run is still RUNNING
+                    _finish_system_metrics(monitor)  # while the run is still RUNNING
                 _end_run(tracker, status, stopped_by, keep_error=status == "FINISHED")
 
 
@@ -843,6 +843,15 @@ def _system_metrics(uri: str, run_id: str, interval: float | None, resumed: bool
     monitor = SystemMetricsMonitor(run_id, sampling_interval=interval, resume_logging=resumed, tracking_uri=uri)
     monitor.start()
     return monitor
+
+
+def _finish_system_metrics(monitor) -> None:
+    """Stop the monitor, then log one last sample with those it took since it last logged. MLflow's monitor
+    drops that tail, so a run shorter than the sampling interval (a logic gate) would have no system metrics."""
+    monitor.finish()
+    monitor.collect_metrics()
+    monitor.publish_metrics(monitor.aggregate_metrics())
+    monitor.mlflow_logger.flush()
 
 
 def _create_run(client, uri: str, experiment: str, run_name: str, tags: dict[str, str]):

@@ -101,3 +101,26 @@ def test_warp_face_output_shape_and_black_outside():
     face = align.warp_face(image, shifted, 64)
     assert face.shape == (64, 64, 3) and face.dtype == np.uint8
     assert (face[:, :29] == 0).all() and (face[:40, 31:64] == 200).all()
+
+
+def test_maps_with_non_finite_entries_or_a_collapsing_linear_part_are_unusable():
+    usable = np.array([[0.5, 0.1, 3.0], [-0.1, 0.5, 4.0]])
+    assert align.is_usable(usable)
+    for row, column, value in ((0, 0, np.nan), (1, 2, np.inf), (0, 2, -np.inf)):
+        broken = usable.copy()
+        broken[row, column] = value
+        assert not align.is_usable(broken), (row, column, value)
+    assert not align.is_usable(np.array([[1.0, 2.0, 0.0], [2.0, 4.0 + 1e-7, 0.0]]))  # |det| 1e-7
+    assert align.is_usable(np.array([[1.0, 2.0, 0.0], [2.0, 4.0 + 1e-5, 0.0]]))  # |det| 1e-5
+
+
+def test_openface_affine_leaves_its_cached_template_points_unchanged():
+    landmarks = generator(5, "landmarks").uniform(0, 200, size=(68, 2))
+    indices = align.LANDMARK_SETS["inner-eyes-bottom-lip"]
+    first = align.openface_affine(landmarks, indices, 64)
+    first[:] = 0  # the caller owns the map it gets
+    np.testing.assert_array_equal(align.openface_affine(landmarks, list(indices), 64),
+                                  align.openface_affine(landmarks, indices, 64))
+    np.testing.assert_allclose(align.apply_affine(align.openface_affine(landmarks, indices, 64),
+                                                  landmarks[list(indices)]),
+                               align.template_points(indices, 64), atol=1e-3)

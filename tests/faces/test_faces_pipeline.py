@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
 
 import cv2
@@ -128,7 +129,6 @@ def test_a_dead_worker_fails_the_job_clearly(tmp_path):
     """A worker process killed half-way (as the kernel's OOM killer would) fails the job with one line."""
     import signal
     import threading
-    import time
 
     from mlnb.errors import MlnbError
     from mlnb.faces.pipeline import aligned_results
@@ -186,3 +186,30 @@ def test_an_image_too_large_for_the_workers_memory_is_recorded_and_skipped(repli
     assert large.reason.startswith("too-large-for-memory: 1400x1700 px needs about ")
     assert "to detect faces at upsample 1; this worker has" in large.reason
     assert small.status == ALIGNED
+
+
+def test_each_result_records_where_its_time_went_and_writing_adds_its_own(celeba_replica, aligner, tmp_path):
+    from collections import Counter
+
+    from mlnb.faces.pipeline import PHASES, describe_phases, write_results
+    from mlnb.faces.sources import items_from_index
+
+    items = items_from_index(celeba_replica.archive, celeba_replica.index)
+    start = time.process_time()
+    results = [aligner(item) for item in items]
+    used = time.process_time() - start
+    by_source = {result.source: result for result in results}
+    dlib_aligned = next(result for result in results if result.method == DLIB)
+    assert set(dlib_aligned.seconds) == {"read", "decode", "detect", "landmarks", "warp"}
+    assert dlib_aligned.seconds["detect"] > 0 and dlib_aligned.seconds["landmarks"] > 0
+    assert set(by_source["bad/truncated.jpg"].seconds) == {"read", "decode"}
+    assert set(by_source[celeba_replica.missing_member].seconds) == {"read"}
+    # the phases are disjoint stretches of the loop's CPU time
+    assert all(seconds >= 0 for result in results for seconds in result.seconds.values())
+    assert sum(sum(result.seconds.values()) for result in results) <= used
+    phase_seconds = Counter()
+    write_results(results, tmp_path, 64, phase_seconds=phase_seconds)
+    assert set(phase_seconds) == set(PHASES) and phase_seconds["write"] > 0
+    assert phase_seconds["detect"] == pytest.approx(sum(result.seconds.get("detect", 0) for result in results))
+    assert describe_phases(Counter({"read": 0.002, "detect": 0.010}), 2) == \
+        "read 1.00, decode 0.00, detect 5.00, landmarks 0.00, warp 0.00, write 0.00 ms of CPU per image"

@@ -319,6 +319,37 @@ def test_offline_demo_runs_end_to_end(demo_dir):
 
 
 @pytest.mark.slow
+def test_every_training_run_records_its_data_user_commit_and_machine(demo_dir):
+    """What MLflow's users look for in a training run, read back through MLflow's client after the demo."""
+    import mlflow
+    import mlflow.pytorch
+    import torch
+
+    client = mlflow.MlflowClient(f"sqlite:///{demo_dir / 'results' / 'mlflow' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("mlnb-demo").experiment_id
+    runs = {run.info.run_name: run for run in client.search_runs([experiment], max_results=1000)}
+    training = {*(f"cnn-{name.replace('_', '-')}" for name in DEMO_CNN_RULES), "dcgan-celeba", "dcgan-mnist",
+                "mlp-numpy", *(f"gates-{gate}" for gate in ("xor", "and", "or", "xnor")),
+                *(f"segment-{arm}-fold{fold}" for arm in DEMO_ARMS for fold in (0, 1))}
+    assert training <= runs.keys()
+    for name in sorted(training):
+        run = runs[name]
+        assert run.inputs.dataset_inputs, f"{name}: no dataset"
+        assert run.data.tags["mlflow.user"] not in ("", "unknown"), name
+        assert len(run.data.tags["mlflow.source.git.commit"]) == 40, name
+        assert "system/cpu_utilization_percentage" in run.data.metrics, f"{name}: no system metrics"
+    # the CNN as MLflow's users load it, by its run and name: the demo's test digits classified as in training
+    mlflow.set_tracking_uri(client.tracking_uri)
+    loaded = mlflow.pytorch.load_model(f"runs:/{runs['cnn-adam-1000'].info.run_id}/cnn")
+    with np.load(demo_dir / "results" / "data" / "mnist" / "mnist.npz") as mnist:
+        digits, labels = mnist["x_test"][:, None].astype(np.float32) / 255, mnist["y_test"]
+    with torch.no_grad():
+        accuracy = (loaded(torch.from_numpy(digits)).argmax(1).numpy() == labels).mean()
+    result = json.loads((demo_dir / "results" / "train" / "cnn" / "adam-1000" / "result.json").read_text())
+    assert abs(accuracy - result["test_accuracy"]) < 0.005, (accuracy, result["test_accuracy"])
+
+
+@pytest.mark.slow
 def test_same_config_and_seed_give_byte_identical_outputs(demo_dir, tmp_path):
     second = copy_workflow(tmp_path)
     result = snakemake(*DEMO_ARGS, cwd=second, timeout=1500)

@@ -11,6 +11,7 @@ same geometry.
 from __future__ import annotations
 
 import functools
+import math
 from importlib import resources
 
 import cv2
@@ -79,11 +80,18 @@ def celeba_template_points(size: int) -> np.ndarray:
     return size * celeba_points(minmax_template())
 
 
+@functools.cache
+def _affine_target(indices: tuple[int, int, int], size: int) -> np.ndarray:
+    """:func:`template_points` as the float32 points that OpenCV's getAffineTransform takes (read-only)."""
+    target = template_points(indices, size).astype(np.float32)
+    target.flags.writeable = False
+    return target
+
+
 def openface_affine(landmarks: np.ndarray, indices: tuple[int, int, int], size: int) -> np.ndarray:
     """The 2x3 affine map sending ``landmarks[indices]`` exactly onto the template."""
     source = np.asarray(landmarks, dtype=np.float32)[list(indices)]
-    target = template_points(indices, size).astype(np.float32)
-    return cv2.getAffineTransform(source, target).astype(np.float64)
+    return cv2.getAffineTransform(source, _affine_target(tuple(indices), size)).astype(np.float64)
 
 
 def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -124,7 +132,8 @@ def celeba_similarity(celeba_landmarks: np.ndarray, size: int) -> np.ndarray:
 
 def is_usable(matrix: np.ndarray) -> bool:
     """A finite map that does not collapse the face (e.g. from collinear landmarks)."""
-    return bool(np.isfinite(matrix).all() and abs(np.linalg.det(matrix[:, :2])) > MIN_DETERMINANT)
+    (a, b, shift_x), (c, d, shift_y) = matrix.tolist()  # Python floats: numpy is slow on six numbers
+    return all(map(math.isfinite, (a, b, c, d, shift_x, shift_y))) and abs(a * d - b * c) > MIN_DETERMINANT
 
 
 def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:

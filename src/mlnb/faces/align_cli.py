@@ -34,5 +34,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     check_outputs({"INPUT": args.inputs, "--index": args.index, "--settings": settings_file(args.settings)},
                   {"--out": Folder(args.out, ("faces.npy", "manifest.csv"))})
-    align_faces(args.inputs, args.out, settings_from_args(FacesSettings, args), args.index, args.shard)
+    # mlnb's own process: the aligner may move its heap to huge pages
+    align_faces(args.inputs, args.out, settings_from_args(FacesSettings, args), args.index, args.shard,
+                huge_pages=True)
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,10 +47,10 @@ class Face:
     count: int  # detections in that pass, the chosen one included
 
 
-def choose_face(areas: np.ndarray, scores: np.ndarray) -> int:
-    """Index of the largest detection among those scoring near the best."""
-    candidates = scores >= CANDIDATE_SCORE_FRACTION * scores.max()
-    return int(np.argmax(np.where(candidates, areas, -1)))
+def choose_face(areas: Sequence[float], scores: Sequence[float]) -> int:
+    """Index of the largest detection among those scoring near the best (the first of equals)."""
+    floor = CANDIDATE_SCORE_FRACTION * max(scores)
+    return max((i for i, score in enumerate(scores) if score >= floor), key=areas.__getitem__)
 
 
 def upsample_levels(max_upsample: int) -> tuple[int, ...]:
@@ -75,7 +76,8 @@ class FaceLandmarker:
     ~96 px or more costs one coarse pass, smaller faces cost a full-resolution
     pass at upsample 0, and only images with no face there pay for upsample 1.
     ``upsamples=(1,), coarse=False`` is OpenFace's fixed choice. Build one per
-    process: loading the predictor takes ~0.5 s.
+    process: loading the predictor takes ~0.5 s (in a process of its own, the aligner
+    then moves it to huge pages: :mod:`mlnb.faces.hugepages`).
     """
 
     def __init__(self, upsamples: tuple[int, ...] = (0, 1), predictor: Path | None = None, coarse: bool = True):
@@ -90,12 +92,11 @@ class FaceLandmarker:
                 gray, None, fx=detection.scale, fy=detection.scale, interpolation=cv2.INTER_AREA)
             rects, scores, _ = self.detector.run(image, detection.upsample, 0.0)
             if len(rects):
-                areas = np.array([rect.area() for rect in rects], dtype=np.float64)
-                chosen = choose_face(areas, np.asarray(scores))
+                chosen = choose_face([rect.area() for rect in rects], scores)
                 best = rects[chosen]
-                box = np.array([best.left(), best.top(), best.right(), best.bottom()]) / detection.scale
                 return Face(
-                    box=tuple(int(v) for v in np.round(box)),
+                    box=tuple(round(v / detection.scale) for v in (best.left(), best.top(), best.right(),
+                                                                      best.bottom())),
                     score=float(scores[chosen]),
                     scale=detection.scale,
                     upsample=detection.upsample,
