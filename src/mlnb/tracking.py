@@ -817,7 +817,7 @@ def tracked_run(args: TrackingOptions | Any, run_name: str, params: Mapping[str,
         finally:
             with deferred_signals():
                 if monitor is not None and not tracker.store_lost:
-                    _finish_system_metrics(monitor)  # while the run is still RUNNING
+                    _finish_system_metrics(monitor, uri)  # while the run is still RUNNING
                 _end_run(tracker, status, stopped_by, keep_error=status == "FINISHED")
 
 
@@ -845,13 +845,17 @@ def _system_metrics(uri: str, run_id: str, interval: float | None, resumed: bool
     return monitor
 
 
-def _finish_system_metrics(monitor) -> None:
+def _finish_system_metrics(monitor, uri: str) -> None:
     """Stop the monitor, then log one last sample with those it took since it last logged. MLflow's monitor
     drops that tail, so a run shorter than the sampling interval (a logic gate) would have no system metrics."""
     monitor.finish()
-    monitor.collect_metrics()
-    monitor.publish_metrics(monitor.aggregate_metrics())
-    monitor.mlflow_logger.flush()
+    try:
+        with store_faults(uri):  # MLflow's own traceback of a store fault left out, as for every write
+            monitor.collect_metrics()
+            monitor.publish_metrics(monitor.aggregate_metrics())
+            monitor.mlflow_logger.flush()
+    except Exception as error:  # a store that fails here fails the run's own last writes next, which report it
+        log.debug("the last system metrics sample was not logged: %s", error)
 
 
 def _create_run(client, uri: str, experiment: str, run_name: str, tags: dict[str, str]):

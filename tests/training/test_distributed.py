@@ -183,7 +183,9 @@ def runs_of(uri):
 
 
 def metric_steps(client, run):
-    return {key: sorted(m.step for m in client.get_metric_history(run.info.run_id, key)) for key in run.data.metrics}
+    """The training's metrics by step (system metrics are samples in time: their count follows the wall time)."""
+    return {key: sorted(m.step for m in client.get_metric_history(run.info.run_id, key)) for key in run.data.metrics
+            if not key.startswith("system/")}
 
 
 def weights(folder):
