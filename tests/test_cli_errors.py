@@ -21,7 +21,6 @@ import sys
 import tarfile
 from pathlib import Path
 
-import mlflow.store
 import numpy as np
 import pytest
 
@@ -403,12 +402,6 @@ def _schema_revision(db, revision: str) -> None:
         store.execute("update alembic_version set version_num = ?", (revision,))
 
 
-def _mlflow_migrations():
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory(str(Path(mlflow.store.__file__).parent / "db_migrations"))
-
-
 def _store_in(folder: Path, template: Path) -> Path:
     """The ``template`` store copied into ``folder``, its artifacts beside it (nothing left for a lookup to
     write), and opened by no MLflow client yet (one would hold it open, and check its schema only once)."""
@@ -433,7 +426,8 @@ def faulty_store(tmp_path, mlflow_template_db, small_file_system, monkeypatch):
             db.write_text("an SQLite store was expected here\n" * 100)
         elif fault in ("older-schema", "newer-schema"):
             db = _store_in(tmp_path, mlflow_template_db)
-            _schema_revision(db, _mlflow_migrations().get_bases()[0] if fault == "older-schema" else "0123456789ab")
+            oldest = tracking.mlflow_migrations().get_bases()[0]
+            _schema_revision(db, oldest if fault == "older-schema" else "0123456789ab")
         elif fault == "locked":
             db = _store_in(tmp_path, mlflow_template_db)
             monkeypatch.setattr(tracking, "LOCKED_WAIT_SECONDS", 1.0)
@@ -499,7 +493,7 @@ def test_a_faulty_store_is_one_line_naming_it_and_is_left_as_it_was(faulty_store
 
 def test_the_store_schema_versions_named_are_mlflows_own(mlflow_uri):
     """The older-schema case names a revision this MLflow can upgrade from, and the one it expects: its head."""
-    migrations = _mlflow_migrations()
+    migrations = tracking.mlflow_migrations()
     db = tracking.sqlite_path(mlflow_uri)
     _schema_revision(db, migrations.get_bases()[0])
     with pytest.raises(tracking.TrackingStoreError) as raised:

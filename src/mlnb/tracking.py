@@ -302,17 +302,22 @@ class _QuietStoreFaults(logging.Filter):
         return not any(_sqlite_fault(link) for link in _chain(error))
 
 
+def mlflow_migrations():
+    """This MLflow's schema migrations (alembic scripts): the revisions of the stores it can upgrade."""
+    import mlflow.store
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(Path(mlflow.store.__file__).parent / "db_migrations"))
+
 
 def other_schema(uri: str, found: str, expected: str) -> str:
     """A store whose schema revision ``found`` is not this MLflow's ``expected``: which way to go."""
-    import mlflow.store
-    from alembic.script import ScriptDirectory
+    import mlflow
     from alembic.util import CommandError
 
-    migrations = ScriptDirectory(str(Path(mlflow.store.__file__).parent / "db_migrations"))
     text = f"written by another MLflow version (schema {found}; this MLflow, {mlflow.__version__}, expects {expected})"
     try:
-        migrations.get_revision(found)
+        mlflow_migrations().get_revision(found)
     except CommandError:
         return f"{text}: a newer MLflow made it; log with that version"
     return f"{text}: back it up, then upgrade it with `mlflow db upgrade {uri}`"
